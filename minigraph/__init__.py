@@ -1,0 +1,1 @@
+"""minigraph: a small static computation graph with automatic differentiation, built on numpy."""
