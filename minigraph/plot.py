@@ -9,6 +9,7 @@ A *history* is a dict of equal-length lists: one x key (``"epoch"`` or ``"step"`
 import inspect
 
 import matplotlib.pyplot as plt
+from matplotlib.ticker import MaxNLocator
 import numpy as np
 
 X_KEYS = ("epoch", "step")
@@ -54,6 +55,7 @@ def training_curves(history, title=None):
             if key in history:
                 ax.plot(history[x_key], history[key], style, marker=".", label=split)
         ax.set_xlabel(x_key)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_ylabel(METRIC_LABELS[metric])
         ax.grid(alpha=0.3)
         if ax.has_data():
@@ -72,6 +74,7 @@ def compare(histories, metric="test_acc", title=None, ylim=None):
             raise ValueError(f"history {label!r} has no {metric!r}; it has {sorted(history)}")
         ax.plot(history[_x_key(history)], history[metric], marker=".", label=label)
     ax.set_xlabel(_x_key(next(iter(histories.values()))))
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     split, _, kind = metric.partition("_")
     ax.set_ylabel(f"{split} {METRIC_LABELS.get(kind, kind)}")
     if ylim is not None:
