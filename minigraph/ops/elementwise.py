@@ -1,0 +1,456 @@
+"""Elementwise ops with numpy broadcasting: arithmetic, exp/log/sqrt, activations, comparisons, casts.
+
+Gradients of binary ops pass through :func:`unbroadcast`: where numpy broadcast an input (a bias of shape
+``(10,)`` added to ``(N, 10)``), the adjoint sums the gradient back down to the input's shape.
+"""
+
+import numpy as np
+
+from ..graph import Node, Op, as_node
+from .shape import broadcast_keeps_shape, broadcast_to, shape_like, static_broadcast, sum_to
+
+
+def unbroadcast(grad, x, node):
+    """``grad`` (shaped like ``node``) summed down to input ``x``'s shape where broadcasting enlarged it."""
+    return grad if broadcast_keeps_shape(x, node) else sum_to(grad, shape_like(x))
+
+
+def float_dtype(dtypes):
+    """The dtype of a floating-point result: numpy's promotion, with integers promoted to float64."""
+    dtype = np.result_type(*dtypes)
+    return dtype if dtype.kind in "fc" else np.dtype(np.float64)
+
+
+class Elementwise(Op):
+    """Base of elementwise ops: the output has the broadcast shape of the inputs."""
+
+    def infer_shape(self, node, input_shapes):
+        return static_broadcast(self, node, input_shapes)
+
+
+class UnaryFloat(Elementwise):
+    """Base of ``f(x)`` for a real function ``f``: float32 stays float32, integers become float64."""
+
+    def infer_dtype(self, node, input_dtypes):
+        return float_dtype(input_dtypes)
+
+
+# ---------------------------------------------------------------------------------------------- arithmetic
+
+
+class Add(Elementwise):
+    """``a + b``. Gradient: ``g`` to both, unbroadcast."""
+
+    name = "add"
+
+    def compute(self, node, input_values):
+        a, b = input_values
+        return a + b
+
+    def gradient(self, node, output_grad):
+        a, b = node.inputs
+        return [unbroadcast(output_grad, a, node), unbroadcast(output_grad, b, node)]
+
+    def tangent(self, node, input_tangents):
+        ta, tb = input_tangents
+        if ta is not None and tb is not None:
+            return ta + tb
+        return broadcast_to(ta if tb is None else tb, shape_like(node))
+
+
+class Sub(Elementwise):
+    """``a - b``. Gradient: ``g`` and ``-g``, unbroadcast."""
+
+    name = "sub"
+
+    def compute(self, node, input_values):
+        a, b = input_values
+        return a - b
+
+    def gradient(self, node, output_grad):
+        a, b = node.inputs
+        return [unbroadcast(output_grad, a, node), unbroadcast(-output_grad, b, node)]
+
+    def tangent(self, node, input_tangents):
+        ta, tb = input_tangents
+        if ta is not None and tb is not None:
+            return ta - tb
+        return broadcast_to(ta if tb is None else -tb, shape_like(node))
+
+
+class Mul(Elementwise):
+    """``a * b``. Gradient: ``g b`` and ``g a``, unbroadcast."""
+
+    name = "mul"
+
+    def compute(self, node, input_values):
+        a, b = input_values
+        return a * b
+
+    def gradient(self, node, output_grad):
+        a, b = node.inputs
+        return [unbroadcast(output_grad * b, a, node), unbroadcast(output_grad * a, b, node)]
+
+    def tangent(self, node, input_tangents):
+        (a, b), (ta, tb) = node.inputs, input_tangents
+        if tb is None:
+            return ta * b
+        return a * tb if ta is None else ta * b + a * tb
+
+
+class Div(Elementwise):
+    """``a / b`` (true division). Gradient: ``g / b`` and ``-g a / b^2 = -g (a/b) / b``, unbroadcast."""
+
+    name = "div"
+
+    def compute(self, node, input_values):
+        a, b = input_values
+        return a / b
+
+    def infer_dtype(self, node, input_dtypes):
+        return float_dtype(input_dtypes)
+
+    def gradient(self, node, output_grad):
+        a, b = node.inputs
+        return [unbroadcast(output_grad / b, a, node), unbroadcast(-output_grad * node / b, b, node)]
+
+    def tangent(self, node, input_tangents):
+        (a, b), (ta, tb) = node.inputs, input_tangents
+        if tb is None:
+            return ta / b
+        tb_term = tb * node / b
+        return -tb_term if ta is None else ta / b - tb_term
+
+
+class Neg(Elementwise):
+    """``-x``. Gradient: ``-g``."""
+
+    name = "neg"
+
+    def compute(self, node, input_values):
+        return -input_values[0]
+
+    def gradient(self, node, output_grad):
+        return [-output_grad]
+
+    def tangent(self, node, input_tangents):
+        return -input_tangents[0]
+
+
+class Pow(Elementwise):
+    """``x ** p`` for a number ``p``. Gradient: ``g p x^(p-1)``."""
+
+    name = "pow"
+
+    def __init__(self, exponent):
+        self.exponent = exponent
+
+    def compute(self, node, input_values):
+        return input_values[0] ** self.exponent
+
+    def infer_dtype(self, node, input_dtypes):
+        return np.result_type(input_dtypes[0], self.exponent)
+
+    def gradient(self, node, output_grad):
+        return [output_grad * self._derivative(node)]
+
+    def tangent(self, node, input_tangents):
+        return input_tangents[0] * self._derivative(node)
+
+    def _derivative(self, node):
+        (x,) = node.inputs
+        if self.exponent == 2:
+            return 2 * x
+        return self.exponent * x ** (self.exponent - 1)
+
+
+# ---------------------------------------------------------------------------------------------- functions
+
+
+class Exp(UnaryFloat):
+    """``exp(x)``. Gradient: ``g exp(x)``, which is ``g`` times the node itself."""
+
+    name = "exp"
+
+    def compute(self, node, input_values):
+        return np.exp(input_values[0])
+
+    def gradient(self, node, output_grad):
+        return [output_grad * node]
+
+    def tangent(self, node, input_tangents):
+        return input_tangents[0] * node
+
+
+class Log(UnaryFloat):
+    """``log(x)``. Gradient: ``g / x``."""
+
+    name = "log"
+
+    def compute(self, node, input_values):
+        return np.log(input_values[0])
+
+    def gradient(self, node, output_grad):
+        return [output_grad / node.inputs[0]]
+
+    def tangent(self, node, input_tangents):
+        return input_tangents[0] / node.inputs[0]
+
+
+class Sqrt(UnaryFloat):
+    """``sqrt(x)``. Gradient: ``g / (2 sqrt(x))``, with ``sqrt(x)`` the node itself."""
+
+    name = "sqrt"
+
+    def compute(self, node, input_values):
+        return np.sqrt(input_values[0])
+
+    def gradient(self, node, output_grad):
+        return [output_grad * 0.5 / node]
+
+    def tangent(self, node, input_tangents):
+        return input_tangents[0] * 0.5 / node
+
+
+class Tanh(UnaryFloat):
+    """``tanh(x)``. Gradient: ``g (1 - tanh(x)^2)``."""
+
+    name = "tanh"
+
+    def compute(self, node, input_values):
+        return np.tanh(input_values[0])
+
+    def gradient(self, node, output_grad):
+        return [output_grad * (1 - node * node)]
+
+    def tangent(self, node, input_tangents):
+        return input_tangents[0] * (1 - node * node)
+
+
+class Sigmoid(UnaryFloat):
+    """``sigmoid(x) = 1 / (1 + exp(-x))``, computed stably as ``(1 + tanh(x/2)) / 2``.
+    Gradient: ``g s (1 - s)`` with ``s`` the node itself."""
+
+    name = "sigmoid"
+
+    def compute(self, node, input_values):
+        return 0.5 * (1 + np.tanh(0.5 * input_values[0]))
+
+    def gradient(self, node, output_grad):
+        return [output_grad * node * (1 - node)]
+
+    def tangent(self, node, input_tangents):
+        return input_tangents[0] * node * (1 - node)
+
+
+class Relu(Elementwise):
+    """``relu(x) = max(x, 0)``. Gradient: ``relu_grad(g, x)``, the mask ``g [x > 0]`` as one op."""
+
+    name = "relu"
+
+    def compute(self, node, input_values):
+        return np.maximum(input_values[0], 0)
+
+    def gradient(self, node, output_grad):
+        return [relu_grad(output_grad, node.inputs[0])]
+
+    def tangent(self, node, input_tangents):
+        return relu_grad(input_tangents[0], node.inputs[0])
+
+
+class ReluGrad(Elementwise):
+    """``relu_grad(g, x) = g [x > 0]``: ``g`` where ``x`` is positive, else 0.
+    Gradient: the same mask for ``g``; none for ``x`` (the mask is piecewise constant)."""
+
+    name = "relu_grad"
+
+    def compute(self, node, input_values):
+        grad, x = input_values
+        return grad * (x > 0)
+
+    def infer_dtype(self, node, input_dtypes):
+        return input_dtypes[0]
+
+    def gradient(self, node, output_grad):
+        return [relu_grad(output_grad, node.inputs[1]), None]
+
+    def tangent(self, node, input_tangents):
+        return None if input_tangents[0] is None else relu_grad(input_tangents[0], node.inputs[1])
+
+
+# ---------------------------------------------------------------------------------------------- no gradient
+
+
+class NoGradient(Op):
+    """Base of ops whose output is piecewise constant in the inputs (or not real): no gradient flows."""
+
+    def gradient(self, node, output_grad):
+        return [None] * len(node.inputs)
+
+    def tangent(self, node, input_tangents):
+        return None
+
+
+class Equal(NoGradient, Elementwise):
+    """``a == b`` elementwise, a bool array."""
+
+    name = "equal"
+
+    def compute(self, node, input_values):
+        a, b = input_values
+        return np.equal(a, b)
+
+    def infer_dtype(self, node, input_dtypes):
+        return np.bool_
+
+
+class ZerosLike(NoGradient):
+    """An array of zeros with the shape and dtype of ``x``."""
+
+    name = "zeros_like"
+
+    def compute(self, node, input_values):
+        return np.zeros_like(input_values[0])
+
+    def infer_shape(self, node, input_shapes):
+        return input_shapes[0]
+
+
+class OnesLike(NoGradient):
+    """An array of ones with the shape and dtype of ``x``."""
+
+    name = "ones_like"
+
+    def compute(self, node, input_values):
+        return np.ones_like(input_values[0])
+
+    def infer_shape(self, node, input_shapes):
+        return input_shapes[0]
+
+
+class Cast(Op):
+    """``x`` converted to ``dtype``. Gradient: ``g`` cast back, between floating types only."""
+
+    name = "cast"
+
+    def __init__(self, dtype):
+        self.dtype = np.dtype(dtype)
+
+    def compute(self, node, input_values):
+        return input_values[0].astype(self.dtype)
+
+    def infer_dtype(self, node, input_dtypes):
+        return self.dtype
+
+    def infer_shape(self, node, input_shapes):
+        return input_shapes[0]
+
+    def gradient(self, node, output_grad):
+        (x,) = node.inputs
+        return [cast(output_grad, x.dtype) if x.dtype.kind == "f" and self.dtype.kind == "f" else None]
+
+    def tangent(self, node, input_tangents):
+        (x,) = node.inputs
+        return cast(input_tangents[0], self.dtype) if x.dtype.kind == "f" and self.dtype.kind == "f" else None
+
+
+# ---------------------------------------------------------------------------------------------- builders
+
+
+def _binary(op, a, b, name):
+    if not isinstance(a, Node) and not isinstance(b, Node):
+        raise TypeError(f"{op.name}: at least one operand must be a Node, got {type(a).__name__} and {type(b).__name__}")
+    like = a if isinstance(a, Node) else b
+    return op(as_node(a, like), as_node(b, like), name=name)
+
+
+def add(a, b, name=None):
+    """``a + b`` with numpy broadcasting; numbers are allowed on either side."""
+    return _binary(Add(), a, b, name)
+
+
+def sub(a, b, name=None):
+    """``a - b`` with numpy broadcasting."""
+    return _binary(Sub(), a, b, name)
+
+
+def mul(a, b, name=None):
+    """``a * b`` with numpy broadcasting."""
+    return _binary(Mul(), a, b, name)
+
+
+def div(a, b, name=None):
+    """``a / b`` with numpy broadcasting (true division)."""
+    return _binary(Div(), a, b, name)
+
+
+def equal(a, b, name=None):
+    """``a == b`` elementwise (bool)."""
+    return _binary(Equal(), a, b, name)
+
+
+def neg(x, name=None):
+    """``-x``."""
+    return Neg()(x, name=name)
+
+
+def pow(x, exponent, name=None):
+    """``x ** exponent`` for a number ``exponent``."""
+    if isinstance(exponent, Node) or not np.isscalar(exponent):
+        raise TypeError(f"pow: the exponent must be a number, got {type(exponent).__name__} (for a node exponent use exp(e * log(x)))")
+    return Pow(exponent)(x, name=name)
+
+
+def exp(x, name=None):
+    """``exp(x)``."""
+    return Exp()(x, name=name)
+
+
+def log(x, name=None):
+    """``log(x)``. Rewrite: ``log(softmax(z))`` builds ``log_softmax(z)``, which is stable for large logits
+    (the classic TensorFlow-1 tutorial writes ``log(softmax(...))``)."""
+    from .softmax import Softmax, log_softmax
+
+    if isinstance(x, Node) and isinstance(x.op, Softmax):
+        return log_softmax(x.inputs[0], axis=x.op.axis, name=name)
+    return Log()(x, name=name)
+
+
+def sqrt(x, name=None):
+    """``sqrt(x)``."""
+    return Sqrt()(x, name=name)
+
+
+def tanh(x, name=None):
+    """``tanh(x)``."""
+    return Tanh()(x, name=name)
+
+
+def sigmoid(x, name=None):
+    """``1 / (1 + exp(-x))``."""
+    return Sigmoid()(x, name=name)
+
+
+def relu(x, name=None):
+    """``max(x, 0)``."""
+    return Relu()(x, name=name)
+
+
+def relu_grad(grad, x, name=None):
+    """``grad`` where ``x > 0``, else 0 (the gradient of relu as one op)."""
+    return ReluGrad()(grad, x, name=name)
+
+
+def cast(x, dtype, name=None):
+    """``x`` converted to ``dtype`` (e.g. ``"float32"``)."""
+    return Cast(dtype)(x, name=name)
+
+
+def zeros_like(x, name=None):
+    """Zeros shaped like ``x``."""
+    return ZerosLike()(x, name=name)
+
+
+def ones_like(x, name=None):
+    """Ones shaped like ``x``."""
+    return OnesLike()(x, name=name)

@@ -1,0 +1,203 @@
+"""Softmax, log-softmax and the fused softmax cross-entropy, all stable for large logits.
+
+Every formula subtracts the row maximum first (the log-sum-exp trick): ``softmax(z) = softmax(z - max z)``,
+so ``exp`` never overflows, even for logits of magnitude 1e4.
+"""
+
+import numpy as np
+
+from ..graph import Op, format_shape, shapes_compatible
+from .elementwise import UnaryFloat, exp, ones_like
+from .reduce import reduce_sum
+from .shape import expand_dims
+
+
+def stable_softmax(z, axis):
+    """numpy: ``exp(z) / sum(exp(z))`` along ``axis``, computed on ``z - max(z)``."""
+    e = np.exp(z - z.max(axis=axis, keepdims=True))
+    return e / e.sum(axis=axis, keepdims=True)
+
+
+def stable_log_softmax(z, axis):
+    """numpy: ``z - log(sum(exp(z)))`` along ``axis``, computed on ``z - max(z)``."""
+    shifted = z - z.max(axis=axis, keepdims=True)
+    return shifted - np.log(np.exp(shifted).sum(axis=axis, keepdims=True))
+
+
+def softmax_vjp(probabilities, grad, axis):
+    """``Jᵀ g`` for ``p = softmax(z)``: ``J = diag(p) - p pᵀ``, so ``Jᵀ g = p (g - <g, p>)``."""
+    return probabilities * (grad - reduce_sum(grad * probabilities, axis, keepdims=True))
+
+
+class AlongAxis(UnaryFloat):
+    """Base of softmax and log_softmax: elementwise shape, normalised along ``axis``."""
+
+    def __init__(self, axis=-1):
+        self.axis = int(axis)
+
+    def infer_shape(self, node, input_shapes):
+        (shape,) = input_shapes
+        if shape is not None and not -len(shape) <= self.axis < len(shape):
+            raise self.shape_error(node, f"axis {self.axis} is out of range for rank {len(shape)}")
+        return shape
+
+
+class Softmax(AlongAxis):
+    """``softmax(z)_i = exp(z_i) / sum_j exp(z_j)`` along ``axis``. Gradient: ``s (g - <g, s>)``."""
+
+    name = "softmax"
+
+    def compute(self, node, input_values):
+        return stable_softmax(input_values[0], self.axis)
+
+    def gradient(self, node, output_grad):
+        return [softmax_vjp(node, output_grad, self.axis)]
+
+    def tangent(self, node, input_tangents):
+        return softmax_vjp(node, input_tangents[0], self.axis)  # the Jacobian is symmetric
+
+
+class LogSoftmax(AlongAxis):
+    """``log_softmax(z) = z - log sum_j exp(z_j)`` along ``axis``. Gradient: ``g - softmax(z) sum(g)``,
+    with ``softmax(z) = exp(log_softmax(z))``, the node itself exponentiated."""
+
+    name = "log_softmax"
+
+    def compute(self, node, input_values):
+        return stable_log_softmax(input_values[0], self.axis)
+
+    def gradient(self, node, output_grad):
+        return [output_grad - exp(node) * reduce_sum(output_grad, self.axis, keepdims=True)]
+
+    def tangent(self, node, input_tangents):
+        (t,) = input_tangents
+        return t - reduce_sum(exp(node) * t, self.axis, keepdims=True)
+
+
+def _integer_labels(node):
+    return node.dtype.kind in "iu"
+
+
+def _check_label_range(node, labels, classes):
+    if labels.size and (labels.min() < 0 or labels.max() >= classes):
+        raise ValueError(f"{node.name!r}: labels must lie in [0, {classes}), got values from {labels.min()} to {labels.max()}")
+
+
+def _subtract_one_at_labels(p, labels):
+    """numpy, in place: ``p[..., label] -= 1`` for each row, i.e. ``p - onehot(labels)``."""
+    if p.ndim == 2:
+        p[np.arange(len(labels)), labels] -= 1
+    else:
+        index = labels[..., None]
+        np.put_along_axis(p, index, np.take_along_axis(p, index, axis=-1) - 1, axis=-1)
+
+
+class SoftmaxCrossEntropy(Op):
+    """Per-example loss ``-sum_c y_c log softmax(z)_c`` over the last axis of the logits ``z``.
+
+    ``labels`` are class indices (integers, shape ``z.shape[:-1]``) or probabilities such as one-hot rows
+    (floats, shape of ``z``). Fused and stable: computed as ``-sum_c y_c log_softmax(z)_c``. Gradient
+    w.r.t. the logits: ``(softmax(z) sum_c y_c - y) g`` — ``softmax(z) - onehot(y)`` for proper labels —
+    as the single op :class:`SoftmaxCrossEntropyGrad`; w.r.t. float labels: ``-log_softmax(z) g``.
+    """
+
+    name = "softmax_cross_entropy"
+
+    def compute(self, node, input_values):
+        logits, labels = input_values
+        log_p = stable_log_softmax(logits, -1)
+        if labels.dtype.kind in "iu":
+            _check_label_range(node, labels, logits.shape[-1])
+            return -np.take_along_axis(log_p, labels[..., None], axis=-1)[..., 0]
+        return -(labels * log_p).sum(axis=-1)
+
+    def infer_dtype(self, node, input_dtypes):
+        logits, labels = input_dtypes
+        return np.result_type(logits) if labels.kind in "iu" else np.result_type(logits, labels)
+
+    def infer_shape(self, node, input_shapes):
+        logits, labels = input_shapes
+        if logits is not None and len(logits) == 0:
+            raise self.shape_error(node, "the logits need a class axis")
+        expected = None if logits is None else logits[:-1] if _integer_labels(node.inputs[1]) else logits
+        if not shapes_compatible(expected, labels):
+            kind = "integer labels" if _integer_labels(node.inputs[1]) else "float (one-hot) labels"
+            raise self.shape_error(node, f"{kind} need shape {format_shape(expected)} for logits of shape {format_shape(logits)}")
+        return None if logits is None else logits[:-1]
+
+    def gradient(self, node, output_grad):
+        logits, labels = node.inputs
+        logits_grad = softmax_cross_entropy_grad(logits, labels, output_grad)
+        if _integer_labels(labels):
+            return [logits_grad, None]
+        return [logits_grad, -log_softmax(logits) * expand_dims(output_grad, -1)]
+
+    def tangent(self, node, input_tangents):
+        (logits, labels), (t_logits, t_labels) = node.inputs, input_tangents
+        terms = []
+        if t_logits is not None:
+            slope = softmax_cross_entropy_grad(logits, labels, ones_like(node))
+            terms.append(reduce_sum(slope * t_logits, -1))
+        if t_labels is not None:
+            terms.append(-reduce_sum(log_softmax(logits) * t_labels, -1))
+        return terms[0] if len(terms) == 1 else terms[0] + terms[1]
+
+
+class SoftmaxCrossEntropyGrad(Op):
+    """``(softmax(z) sum_c y_c - y) g[..., None]``: the gradient of the softmax cross-entropy w.r.t. the
+    logits ``z`` as one op (for index labels: softmax minus one at the label). Its own gradient, for
+    second derivatives: w.r.t. ``z`` the softmax VJP of ``G s g``; w.r.t. float ``y``: ``g (<G, p> - G)``;
+    w.r.t. ``g``: ``sum_c G_c (p_c s - y_c)``."""
+
+    name = "softmax_cross_entropy_grad"
+
+    def compute(self, node, input_values):
+        logits, labels, grad = input_values
+        p = stable_softmax(logits, -1)
+        if labels.dtype.kind in "iu":
+            _check_label_range(node, labels, logits.shape[-1])
+            _subtract_one_at_labels(p, labels)
+        else:
+            p = p * labels.sum(axis=-1, keepdims=True) - labels
+        return p * grad[..., None]
+
+    def infer_dtype(self, node, input_dtypes):
+        logits, labels, grad = input_dtypes
+        return np.result_type(logits, grad) if labels.kind in "iu" else np.result_type(logits, labels, grad)
+
+    def infer_shape(self, node, input_shapes):
+        return input_shapes[0]
+
+    def gradient(self, node, output_grad):
+        logits, labels, grad = node.inputs
+        p = softmax(logits)
+        scale = expand_dims(grad, -1)
+        if not _integer_labels(labels):
+            scale = scale * reduce_sum(labels, -1, keepdims=True)
+        logits_grad = softmax_vjp(p, output_grad * scale, -1)
+        grad_grad = reduce_sum(output_grad * softmax_cross_entropy_grad(logits, labels, ones_like(grad)), -1)
+        if _integer_labels(labels):
+            return [logits_grad, None, grad_grad]
+        labels_grad = expand_dims(grad, -1) * (reduce_sum(output_grad * p, -1, keepdims=True) - output_grad)
+        return [logits_grad, labels_grad, grad_grad]
+
+
+def softmax(x, axis=-1, name=None):
+    """``exp(x) / sum(exp(x))`` along ``axis``, computed stably."""
+    return Softmax(axis)(x, name=name)
+
+
+def log_softmax(x, axis=-1, name=None):
+    """``x - log(sum(exp(x)))`` along ``axis``, computed stably."""
+    return LogSoftmax(axis)(x, name=name)
+
+
+def softmax_cross_entropy(logits, labels, name=None):
+    """Per-example cross-entropy of ``softmax(logits)`` (last axis) against ``labels``: class indices
+    (ints, shape ``logits.shape[:-1]``) or probabilities/one-hot rows (floats, shape of ``logits``)."""
+    return SoftmaxCrossEntropy()(logits, labels, name=name)
+
+
+def softmax_cross_entropy_grad(logits, labels, grad, name=None):
+    """``(softmax(logits) - onehot(labels)) * grad[..., None]`` as one op (see SoftmaxCrossEntropyGrad)."""
+    return SoftmaxCrossEntropyGrad()(logits, labels, grad, name=name)

@@ -1,0 +1,250 @@
+"""Running graphs: an :class:`Executor` runs one fixed set of fetches; a :class:`Session` owns the values of
+variables and keeps one Executor per set of fetches it has run.
+
+An Executor is compiled once: the nodes in a topological order (a learner's ``sort`` may provide it), then
+a flat plan of steps ``(compute, node, input slots, output slot)`` over a list of value slots, in which
+constants and variable buffers are filled in ahead of time. A run copies that list, puts the feeds in
+their slots and executes the steps — no graph walking, no dict lookups per node.
+"""
+
+import heapq
+
+import numpy as np
+
+from .graph import Constant, Node, Placeholder, Variable, describe, format_shape, topological_sort
+
+
+class Executor:
+    """Computes ``fetches`` (a list of nodes): ``Executor([y, grad]).run({x: data}) -> [y_value, grad_value]``.
+
+    ``sort(fetches) -> list of nodes`` replaces :func:`~minigraph.topological_sort` (its result is checked).
+    ``variables`` maps each Variable to its value buffer (a Session passes its own; by default the
+    Executor keeps one, starting from the initial values).
+
+    Feeds: every placeholder the fetches need must be fed; only placeholders can be fed. A fed value must
+    have the declared rank and known dimensions; its dtype is converted when numpy calls the cast
+    "same kind" (float64 -> float32, int -> float), any other dtype (float -> int labels) is an error.
+    Values of variables (and views of them) are returned as copies.
+    """
+
+    def __init__(self, fetches, sort=None, variables=None):
+        self.fetches = list(fetches)
+        for position, fetch in enumerate(self.fetches):
+            if not isinstance(fetch, Node):
+                raise TypeError(f"fetch {position} is a {type(fetch).__name__}, not a Node")
+        self.variables = {} if variables is None else variables
+        order = (sort or topological_sort)(self.fetches)
+        check_order(order, self.fetches)
+        self.order = reads_before_writes(order)
+        self._compile()
+
+    def _compile(self):
+        slot = {node: index for index, node in enumerate(self.order)}
+        self._template = [None] * len(self.order)
+        self._placeholders, self._steps = [], []
+        for index, node in enumerate(self.order):
+            if isinstance(node, Placeholder):
+                self._placeholders.append((node, index))
+            elif isinstance(node, Variable):
+                self._template[index] = self.variable_buffer(node)
+            elif isinstance(node, Constant):
+                self._template[index] = node.constant
+            else:
+                self._steps.append((node.op.compute, node, tuple(slot[x] for x in node.inputs), index))
+        self._fetch_slots = [slot[f] for f in self.fetches]
+        self._copy_fetch = [isinstance(f, Variable) or f.op.returns_view for f in self.fetches]
+
+    def variable_buffer(self, var):
+        """The array holding ``var``'s value, created from its initial value on first use."""
+        if var not in self.variables:
+            self.variables[var] = np.array(var.initial_value, copy=True)
+        return self.variables[var]
+
+    def run(self, feed_dict=None):
+        """Compute the fetches; returns their values as a list."""
+        feed_dict = {} if feed_dict is None else feed_dict
+        values = self._template.copy()
+        for node, index in self._placeholders:
+            if node not in feed_dict:
+                raise self._missing_feed(node)
+            values[index] = check_feed(node, feed_dict[node])
+        if len(feed_dict) > len(self._placeholders):
+            _check_feed_keys(feed_dict)
+        try:
+            for compute, node, inputs, output in self._steps:
+                values[output] = compute(node, [values[i] for i in inputs])
+        except Exception as error:
+            if hasattr(error, "add_note"):  # Python >= 3.11
+                error.add_note(f"minigraph: raised while computing {node.op.name} node {describe(node)}")
+            raise
+        return [values[i].copy() if copy and isinstance(values[i], np.ndarray) else values[i]
+                for i, copy in zip(self._fetch_slots, self._copy_fetch)]
+
+    def _missing_feed(self, placeholder):
+        needing = next((f for f in self.fetches if placeholder in topological_sort([f])), None)
+        reason = "the sort's order contains it" if needing is None else f"fetch {needing.name!r} depends on it"
+        return KeyError(f"placeholder {describe(placeholder)} must be fed: {reason} (add it to feed_dict)")
+
+
+def check_feed(placeholder, value):
+    """``value`` as an array that fits ``placeholder`` (see :class:`Executor` for the rules)."""
+    array = value if type(value) is np.ndarray else np.asarray(value)
+    if array.dtype != placeholder.dtype:
+        if not np.can_cast(array.dtype, placeholder.dtype, "same_kind"):
+            raise TypeError(f"feed for placeholder {describe(placeholder)}: cannot use {array.dtype} data for a "
+                            f"{placeholder.dtype} placeholder; convert it with .astype(...)")
+        array = array.astype(placeholder.dtype)
+    shape = placeholder.shape
+    if shape is not None and (array.ndim != len(shape) or any(d is not None and d != n for d, n in zip(shape, array.shape))):
+        raise ValueError(f"feed for placeholder {placeholder.name!r} has shape {format_shape(array.shape)}, "
+                         f"but the placeholder was declared {format_shape(shape)}")
+    return array
+
+
+def _check_feed_keys(feed_dict):
+    for key in feed_dict:
+        if not isinstance(key, Node):
+            raise TypeError(f"feed_dict keys must be placeholders, got a {type(key).__name__}")
+        if not isinstance(key, Placeholder):
+            hint = " (use assign to change a variable)" if isinstance(key, Variable) else ""
+            raise TypeError(f"cannot feed {key.op.name} node {describe(key)}: only placeholders are fed{hint}")
+
+
+def check_order(order, fetches):
+    """Check that a sort's result lists every node once, each after its inputs, fetches included."""
+    seen = set()
+    for node in order:
+        if not isinstance(node, Node):
+            raise TypeError(f"the topological sort returned a {type(node).__name__}, not a Node")
+        if node in seen:
+            raise ValueError(f"the topological sort lists node {node.name!r} twice")
+        for x in node.inputs:
+            if x not in seen:
+                where = "before its input" if x in order else "but not its input"
+                raise ValueError(f"the topological sort lists node {node.name!r} {where} {x.name!r}")
+        seen.add(node)
+    for fetch in fetches:
+        if fetch not in seen:
+            raise ValueError(f"the topological sort's result misses the fetch {fetch.name!r}")
+
+
+def reads_before_writes(order):
+    """``order`` rearranged (as little as possible) so that every node reading a variable runs before the
+    assign ops writing it, unless it depends on them: each read in a run sees the value at the start of
+    the run, whatever order the fetches were given in. Reads through views (reshape, ...) count."""
+    writers = [node for node in order if node.op.mutates]
+    if not writers:
+        return order
+    aliased = {}  # node -> the variables its value may share memory with
+    for node in order:
+        if isinstance(node, Variable):
+            aliased[node] = {node}
+        elif node.op.returns_view:
+            aliased[node] = set().union(*(aliased[x] for x in node.inputs))
+        else:
+            aliased[node] = set()
+    position = {node: index for index, node in enumerate(order)}
+    must_precede = {node: [] for node in order}  # reader -> writers that wait for it
+    for writer in writers:
+        var, after_writer = writer.inputs[0], _descendants(writer, order, position)
+        for node in order:
+            writes_same = node.op.mutates and var in aliased[node.inputs[0]]
+            if node not in after_writer and not writes_same and any(var in aliased[x] for x in node.inputs):
+                must_precede[node].append(writer)
+    if all(position[r] < position[w] for r, ws in must_precede.items() for w in ws):
+        return order
+    return _priority_topological_order(order, position, must_precede)
+
+
+def _descendants(node, order, position):
+    reached = {node}
+    for later in order[position[node] + 1:]:
+        if any(x in reached for x in later.inputs):
+            reached.add(later)
+    return reached
+
+
+def _priority_topological_order(order, position, extra_edges):
+    """Kahn's algorithm over inputs plus ``extra_edges``, taking ready nodes in their ``order`` position."""
+    waits_for = {node: set(node.inputs) for node in order}
+    unlocks = {node: [] for node in order}
+    for node in order:
+        for x in node.inputs:
+            unlocks[x].append(node)
+    for before, afters in extra_edges.items():
+        for after in afters:
+            waits_for[after].add(before)
+            unlocks[before].append(after)
+    ready = [position[node] for node in order if not waits_for[node]]
+    heapq.heapify(ready)
+    result = []
+    while ready:
+        node = order[heapq.heappop(ready)]
+        result.append(node)
+        for later in unlocks[node]:
+            waits_for[later].discard(node)
+            if not waits_for[later]:
+                heapq.heappush(ready, position[later])
+    if len(result) != len(order):
+        raise ValueError("cannot order the reads of variables before their assigns: the fetches read a variable "
+                         "both before and after assigning it")
+    return result
+
+
+class Session:
+    """Runs graphs and owns the values of variables: ``sess.run(fetches, feed_dict)``.
+
+    ``fetches`` is a node (its value is returned), or a list, tuple or dict of nodes (nested freely; the
+    same structure is returned). Variables start at their initial values — no init step — and assign ops
+    run in this session change them. Each distinct fetch set is compiled once to an :class:`Executor`.
+    ``sort`` replaces :func:`~minigraph.topological_sort` in every Executor. ``with Session() as sess:``
+    closes the session at the end of the block.
+    """
+
+    def __init__(self, sort=None):
+        self.sort = sort
+        self.variables = {}
+        self._executors = {}
+        self._closed = False
+
+    def run(self, fetches, feed_dict=None):
+        if self._closed:
+            raise RuntimeError("this Session is closed")
+        flat = (fetches,) if isinstance(fetches, Node) else tuple(_flatten(fetches, []))
+        executor = self._executors.get(flat)
+        if executor is None:
+            executor = self._executors[flat] = Executor(flat, sort=self.sort, variables=self.variables)
+        values = executor.run(feed_dict)
+        return values[0] if isinstance(fetches, Node) else _rebuild(fetches, iter(values))
+
+    def close(self):
+        """Forget the variables' values and the compiled executors."""
+        self.variables, self._executors, self._closed = {}, {}, True
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info):
+        self.close()
+
+
+def _flatten(fetches, flat):
+    if isinstance(fetches, Node):
+        flat.append(fetches)
+    elif isinstance(fetches, (list, tuple)):
+        for item in fetches:
+            _flatten(item, flat)
+    elif isinstance(fetches, dict):
+        for item in fetches.values():
+            _flatten(item, flat)
+    else:
+        raise TypeError(f"cannot fetch a {type(fetches).__name__}: fetch a Node, or a list, tuple or dict of Nodes")
+    return flat
+
+
+def _rebuild(fetches, values):
+    if isinstance(fetches, Node):
+        return next(values)
+    if isinstance(fetches, dict):
+        return {key: _rebuild(item, values) for key, item in fetches.items()}
+    return type(fetches)(_rebuild(item, values) for item in fetches)
