@@ -81,14 +81,13 @@ from pathlib import Path
 
 import numpy as np
 
-from .markers import EXERCISE_ID, solution_blocks
+from .markers import EXERCISE_ID, exercise_order, solution_blocks, stub_message, stubbed_exercise
 from .report import describe_type, format_location, format_value, innermost_frame, labelled, learner_frame
 
 PASSED, FAILED, NOT_IMPLEMENTED = "passed", "failed", "not implemented"
 LOG_VARIABLE = "MINIGRAPH_CHECK_LOG"
 _SOLUTIONS_FOLDER = Path(__file__).resolve().parents[2] / "solutions"  # present in the course repository
 _CHAPTER_MODULE = re.compile(r"ch(\d\d)")
-_STUB_MESSAGE = re.compile(r"Exercise (\d+\.\d+)$")
 
 
 class _NotGiven:
@@ -147,7 +146,7 @@ def all_exercises():
     for module in pkgutil.iter_modules([str(Path(__file__).parent)]):
         if _CHAPTER_MODULE.fullmatch(module.name):
             importlib.import_module(f"{__package__}.{module.name}")
-    return [(key, _REGISTRY[key].title) for key in sorted(_REGISTRY, key=_sort_key)]
+    return [(key, _REGISTRY[key].title) for key in sorted(_REGISTRY, key=exercise_order)]
 
 
 class CheckFailure(Exception):
@@ -331,7 +330,7 @@ def solution(exercise_id):
         return
     code = exercise.solution or _solution_from_notebook(exercise.id)
     if code:
-        stub = f'raise NotImplementedError("Exercise {exercise.id}")'
+        stub = f'raise NotImplementedError("{stub_message(exercise.id)}")'
         print(f"Reference solution of {exercise.name}, in place of {stub}:\n\n{code}")
     else:
         print(f"No reference solution of {exercise.name} is available here: look in solutions/ of the course.")
@@ -372,11 +371,11 @@ def _usage(exercise):
 def _unfinished(exercise_id, stub):
     """What to do about a NotImplementedError: the learner's stub, another exercise's, or another one."""
     message = str(stub)
-    needed = _STUB_MESSAGE.fullmatch(message)
-    if needed and needed[1] == exercise_id:
+    needed = stubbed_exercise(message)
+    if needed == exercise_id:
         return "replace the line raise NotImplementedError(...) with your code, run that cell, then this one"
     if needed:
-        return f"it needs exercise {needed[1]} first"
+        return f"it needs exercise {needed} first"
     return f"your code raised NotImplementedError{': ' + message if message else ''}"
 
 
@@ -408,7 +407,7 @@ def _lookup(exercise_id):
             if missing.name != module:
                 raise
     if exercise_id not in _REGISTRY:
-        known = [key for key in sorted(_REGISTRY, key=_sort_key) if _chapter(key) == chapter]
+        known = [key for key in sorted(_REGISTRY, key=exercise_order) if _chapter(key) == chapter]
         listing = f"chapter {chapter} has {', '.join(known)}" if known else f"chapter {chapter} has none"
         raise LookupError(f"There is no exercise {exercise_id}: {listing}.")
     return _REGISTRY[exercise_id]
@@ -427,10 +426,6 @@ def _chapter(exercise_id):
     if not isinstance(exercise_id, str) or not EXERCISE_ID.fullmatch(exercise_id):
         raise LookupError(f'Exercise ids are strings like "1.1", not {exercise_id!r}.')
     return int(exercise_id.split(".")[0])
-
-
-def _sort_key(exercise_id):
-    return tuple(int(part) for part in exercise_id.split("."))
 
 
 def _solution_from_notebook(exercise_id):

@@ -20,8 +20,25 @@ import textwrap
 from dataclasses import dataclass
 
 EXERCISE_ID = re.compile(r"\d+\.\d+")
+_STUB_MESSAGE = re.compile(r"Exercise (\d+\.\d+)")
 _BEGIN = re.compile(r"^(?P<indent>[ \t]*)#\s*BEGIN SOLUTION\b(?P<rest>.*)$")
 _END = re.compile(r"^(?P<indent>[ \t]*)#\s*END SOLUTION\b(?P<rest>.*)$")
+
+
+def exercise_order(exercise_id):
+    """Sort key of an id: "1.2" before "1.10"."""
+    return tuple(int(part) for part in exercise_id.split("."))
+
+
+def stub_message(exercise_id):
+    """The message of the ``NotImplementedError`` raised by the stub of ``exercise_id``."""
+    return f"Exercise {exercise_id}"
+
+
+def stubbed_exercise(message):
+    """The exercise whose stub raised an error with ``message``, or None."""
+    match = _STUB_MESSAGE.fullmatch(message)
+    return match[1] if match else None
 
 
 class MarkerError(ValueError):
