@@ -11,7 +11,7 @@ import heapq
 
 import numpy as np
 
-from .graph import Constant, Node, Placeholder, Variable, describe, format_shape, topological_sort
+from .graph import Constant, Node, Op, Placeholder, Variable, describe, format_shape, topological_sort
 
 
 class Executor:
@@ -24,7 +24,7 @@ class Executor:
     Feeds: every placeholder the fetches need must be fed; only placeholders can be fed. A fed value must
     have the declared rank and known dimensions; its dtype is converted when numpy calls the cast
     "same kind" (float64 -> float32, int -> float), any other dtype (float -> int labels) is an error.
-    Values of variables (and views of them) are returned as copies.
+    Variables (and views of them) are fetched as copies taken before any assign in the run.
     """
 
     def __init__(self, fetches, sort=None, variables=None):
@@ -35,7 +35,8 @@ class Executor:
         self.variables = {} if variables is None else variables
         order = (sort or topological_sort)(self.fetches)
         check_order(order, self.fetches)
-        self.order = reads_before_writes(order)
+        self._targets = [Snapshot()(f) if _may_alias_variable(f) else f for f in self.fetches]
+        self.order = reads_before_writes(order + [t for t, f in zip(self._targets, self.fetches) if t is not f])
         self._compile()
 
     def _compile(self):
@@ -51,8 +52,7 @@ class Executor:
                 self._template[index] = node.constant
             else:
                 self._steps.append((node.op.compute, node, tuple(slot[x] for x in node.inputs), index))
-        self._fetch_slots = [slot[f] for f in self.fetches]
-        self._copy_fetch = [isinstance(f, Variable) or f.op.returns_view for f in self.fetches]
+        self._fetch_slots = [slot[t] for t in self._targets]
 
     def variable_buffer(self, var):
         """The array holding ``var``'s value, created from its initial value on first use."""
@@ -77,13 +77,29 @@ class Executor:
             if hasattr(error, "add_note"):  # Python >= 3.11
                 error.add_note(f"minigraph: raised while computing {node.op.name} node {describe(node)}")
             raise
-        return [values[i].copy() if copy and isinstance(values[i], np.ndarray) else values[i]
-                for i, copy in zip(self._fetch_slots, self._copy_fetch)]
+        return [values[i] for i in self._fetch_slots]
 
     def _missing_feed(self, placeholder):
         needing = next((f for f in self.fetches if placeholder in topological_sort([f])), None)
         reason = "the sort's order contains it" if needing is None else f"fetch {needing.name!r} depends on it"
         return KeyError(f"placeholder {describe(placeholder)} must be fed: {reason} (add it to feed_dict)")
+
+
+def _may_alias_variable(node):
+    return isinstance(node, Variable) or node.op.returns_view
+
+
+class Snapshot(Op):
+    """A copy of ``x``: the Executor fetches variables (and views of them) through it, so a fetched value
+    is the value when the run started and later updates do not change it."""
+
+    name = "snapshot"
+
+    def compute(self, node, input_values):
+        return np.array(input_values[0], copy=True)
+
+    def infer_shape(self, node, input_shapes):
+        return input_shapes[0]
 
 
 def check_feed(placeholder, value):
@@ -167,14 +183,13 @@ def _descendants(node, order, position):
 def _priority_topological_order(order, position, extra_edges):
     """Kahn's algorithm over inputs plus ``extra_edges``, taking ready nodes in their ``order`` position."""
     waits_for = {node: set(node.inputs) for node in order}
-    unlocks = {node: [] for node in order}
-    for node in order:
-        for x in node.inputs:
-            unlocks[x].append(node)
     for before, afters in extra_edges.items():
         for after in afters:
             waits_for[after].add(before)
-            unlocks[before].append(after)
+    unlocks = {node: [] for node in order}
+    for node in order:
+        for before in waits_for[node]:
+            unlocks[before].append(node)
     ready = [position[node] for node in order if not waits_for[node]]
     heapq.heapify(ready)
     result = []
@@ -216,6 +231,17 @@ class Session:
             executor = self._executors[flat] = Executor(flat, sort=self.sort, variables=self.variables)
         values = executor.run(feed_dict)
         return values[0] if isinstance(fetches, Node) else _rebuild(fetches, iter(values))
+
+    def set_value(self, var, value):
+        """Overwrite the value of Variable ``var`` in this session (same shape; cast within a dtype kind)."""
+        if not isinstance(var, Variable):
+            raise TypeError(f"set_value needs a Variable, got {var!r}")
+        value = np.asarray(value)
+        if value.shape != var.shape:
+            raise ValueError(f"set_value: variable {describe(var)} cannot take a value of shape {format_shape(value.shape)}")
+        if var not in self.variables:
+            self.variables[var] = np.array(var.initial_value, copy=True)
+        np.copyto(self.variables[var], value, casting="same_kind")
 
     def close(self):
         """Forget the variables' values and the compiled executors."""

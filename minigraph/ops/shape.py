@@ -32,6 +32,14 @@ def static_broadcast(op, node, shapes):
     return tuple(result)
 
 
+def may_broadcast(source, target):
+    """True if an array of static shape ``source`` may broadcast to static shape ``target``."""
+    if len(source) > len(target):
+        return False
+    aligned = zip(source, target[len(target) - len(source):])
+    return all(s is None or t is None or s == 1 or s == t for s, t in aligned)
+
+
 def broadcast_keeps_shape(x, node):
     """True when broadcasting in ``node`` cannot have enlarged its input ``x`` (so ``x``'s gradient needs
     no ``sum_to``): same static shape, and no other input shares one of ``x``'s unknown dimensions."""
@@ -78,7 +86,7 @@ class BroadcastTo(Op):
     def infer_shape(self, node, input_shapes):
         target = self.shape if self.shape is not None else input_shapes[1]
         if target is not None and input_shapes[0] is not None:
-            if len(input_shapes[0]) > len(target) or static_broadcast(self, node, [input_shapes[0], target]) != target:
+            if not may_broadcast(input_shapes[0], target):
                 raise self.shape_error(node, f"{format_shape(input_shapes[0])} does not broadcast to {format_shape(target)}")
         return target
 
@@ -105,7 +113,7 @@ class SumTo(Op):
     def infer_shape(self, node, input_shapes):
         target = self.shape if self.shape is not None else input_shapes[1]
         if target is not None and input_shapes[0] is not None:
-            if len(target) > len(input_shapes[0]) or static_broadcast(self, node, [input_shapes[0], target]) != input_shapes[0]:
+            if not may_broadcast(target, input_shapes[0]):
                 raise self.shape_error(node, f"{format_shape(input_shapes[0])} cannot be summed to {format_shape(target)}")
         return target
 
