@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from minigraph.checks import CheckFailure, all_exercises, check, framework, hint, solution
-from minigraph.checks.framework import exercise, expect_close, expect_equal, expect_shape
+from minigraph.checks.framework import Passed, exercise, expect_close, expect_equal, expect_shape
 
 FIXTURE_SOLUTIONS = Path(__file__).parent / "fixtures" / "solutions"
 
@@ -45,6 +45,19 @@ def test_a_correct_solution_passes_with_one_line(capsys):
     result = check("99.1", learner("def double(x):\n    return x + x\n", "double"))
     assert capsys.readouterr().out == "✓ Exercise 99.1 (double): passed — 3 cases, including a scalar\n"
     assert result and result.status == "passed" and result.exercise == "99.1"
+
+
+def test_a_checker_hands_a_value_back_only_when_passed(capsys):
+    @exercise("99.2", "train", hint="Return the history.")
+    def _(train):
+        history = train()
+        expect_equal(len(history["epoch"]), 2, input="train()", what="number of epochs")
+        return Passed("2 epochs", value=history)
+
+    passed = check("99.2", learner('def train():\n    return {"epoch": [1, 2]}\n', "train"))
+    failed = check("99.2", learner('def train():\n    return {"epoch": [1]}\n', "train"))
+    assert capsys.readouterr().out.startswith("✓ Exercise 99.2 (train): passed — 2 epochs\n✗")
+    assert passed.value == {"epoch": [1, 2]} and failed.value is None
 
 
 def test_the_stub_reports_not_implemented_yet(capsys):

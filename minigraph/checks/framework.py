@@ -46,7 +46,8 @@ The rules:
   :func:`expect_shape`, which raise :class:`CheckFailure` carrying the input, the expected and the obtained
   value; it may raise ``CheckFailure(message, input=..., expected=..., got=...)`` itself. ``input`` may be a
   dict, shown one entry per line (``input={"z": z, "axis": 1}``).
-- It returns a short summary (or None), printed on success.
+- It returns a short summary (or None), printed on success — or ``Passed(summary, value=...)`` to hand a
+  value back to the notebook as ``check(...).value`` (e.g. the history of a training run to plot).
 - It never needs try/except: ``NotImplementedError`` becomes "not implemented yet"; another exception
   whose traceback passes through the learner's code becomes "your code raised ...", with the learner's
   line; any other exception is reported as an internal error of the check. So validate what the learner
@@ -281,11 +282,22 @@ def _differences(got, expected, wrong, what):
 
 
 @dataclass(frozen=True)
+class Passed:
+    """What a checker may return instead of a bare summary: the summary and a value for the notebook,
+    e.g. ``return Passed("test accuracy 0.925", value=history)``; the learner gets it as ``check(...).value``."""
+
+    summary: str
+    value: object = None
+
+
+@dataclass(frozen=True)
 class CheckResult:
-    """The outcome of :func:`check`: true when passed; ``status`` is "passed", "failed" or "not implemented"."""
+    """The outcome of :func:`check`: true when passed; ``status`` is "passed", "failed" or "not implemented";
+    ``value`` is what a passing checker handed back with :class:`Passed` (e.g. a training history)."""
 
     exercise: str
     status: str
+    value: object = None
 
     def __bool__(self):
         return self.status == PASSED
@@ -307,13 +319,13 @@ def check(exercise_id, *args, **kwargs):
     except Exception as error:  # a chapter module that does not import: a bug of the course
         print(f"✗ Exercise {exercise_id}: {_internal_error(error)}")
         return CheckResult(str(exercise_id), FAILED)
-    status, lines = _run(exercise, args, kwargs)
+    status, lines, value = _run(exercise, args, kwargs)
     print("\n".join(lines))
     log_path = os.environ.get(LOG_VARIABLE)
     if log_path:
         with open(log_path, "a", encoding="utf-8") as log:
             log.write(json.dumps({"exercise": exercise.id, "title": exercise.title, "status": status}) + "\n")
-    return CheckResult(exercise.id, status)
+    return CheckResult(exercise.id, status, value)
 
 
 def hint(exercise_id):
@@ -337,26 +349,27 @@ def solution(exercise_id):
 
 
 def _run(exercise, args, kwargs):
-    """Call the checker; return the status and the report lines."""
+    """Call the checker; return the status, the report lines and the value a :class:`Passed` carries."""
     heading = f"Exercise {exercise.id} ({exercise.title})"
     try:
         bound = inspect.signature(exercise.checker).bind(*args, **kwargs)
     except TypeError as wrong_call:
-        return FAILED, [f"✗ {heading}: {wrong_call} — call it as {_usage(exercise)}"]
+        return FAILED, [f"✗ {heading}: {wrong_call} — call it as {_usage(exercise)}"], None
     try:
         with np.errstate(all="ignore"):
             summary = exercise.checker(*bound.args, **bound.kwargs)
     except NotImplementedError as stub:
-        return NOT_IMPLEMENTED, [f"… {heading}: not implemented yet — {_unfinished(exercise.id, stub)}"]
+        return NOT_IMPLEMENTED, [f"… {heading}: not implemented yet — {_unfinished(exercise.id, stub)}"], None
     except CheckFailure as failure:
-        return FAILED, [f"✗ {heading}: failed", *failure.report_lines(), _hint_line(exercise)]
+        return FAILED, [f"✗ {heading}: failed", *failure.report_lines(), _hint_line(exercise)], None
     except Exception as error:
         frame = learner_frame(error.__traceback__, exercise.checker.__code__.co_filename)
         if frame is None:
-            return FAILED, [f"✗ {heading}: {_internal_error(error)}"]
+            return FAILED, [f"✗ {heading}: {_internal_error(error)}"], None
         lines = [f"✗ {heading}: your code raised {_exception_text(error)}"]
-        return FAILED, [*lines, f"  at {format_location(*frame)}", _hint_line(exercise)]
-    return PASSED, [f"✓ {heading}: passed" + (f" — {summary}" if summary else "")]
+        return FAILED, [*lines, f"  at {format_location(*frame)}", _hint_line(exercise)], None
+    summary, value = (summary.summary, summary.value) if isinstance(summary, Passed) else (summary, None)
+    return PASSED, [f"✓ {heading}: passed" + (f" — {summary}" if summary else "")], value
 
 
 def _usage(exercise):
