@@ -11,10 +11,12 @@
     loss_value, gW_value = sess.run([loss, gW], feed_dict={x: images, y: labels})
 
 Modules: ``graph`` (nodes, ops, sources, topological sort), ``ops`` (the operations), ``autodiff``
-(reverse and forward mode), ``session`` (execution).
+(reverse and forward mode), ``session`` (execution), ``gradcheck`` (finite differences), ``optim``
+(optimizers and schedules), ``init`` (initial values), ``nn`` (layers), ``viz`` (drawing), ``tf`` (a
+TensorFlow-1 style facade, imported on demand: ``import minigraph.tf as tf``).
 """
 
-from . import ops
+from . import gradcheck, init, nn, ops, optim
 from .autodiff import gradient_override, gradient_rule, gradients, jvp, register_gradient
 from .graph import (
     Constant,

@@ -45,7 +45,7 @@ def role_scope(role):
 _name_counts = {}
 
 
-def _unique_name(base):
+def unique_name(base):
     """``base`` the first time, then ``base_1``, ``base_2``, ... (names the user gives are kept as given)."""
     count = _name_counts.get(base, 0)
     _name_counts[base] = count + 1
@@ -217,7 +217,7 @@ def make_node(op, inputs, name=None):
     for position, x in enumerate(inputs):
         if not isinstance(x, Node):
             raise TypeError(f"{op.name}: input {position} is a {type(x).__name__}, not a Node")
-    node = Node(op, inputs, name or _unique_name(op.name), None, None)
+    node = Node(op, inputs, name or unique_name(op.name), None, None)
     dtype = op.infer_dtype(node, [x.dtype for x in node.inputs])
     node.dtype = None if dtype is None else np.dtype(dtype)
     shape = op.infer_shape(node, [x.shape for x in node.inputs])
@@ -264,7 +264,7 @@ class Placeholder(Node):
     def __init__(self, name, shape=None, dtype="float32"):
         if shape is not None:
             shape = tuple(None if d is None else int(d) for d in shape)
-        super().__init__(PLACEHOLDER, (), name or _unique_name("placeholder"), shape, dtype)
+        super().__init__(PLACEHOLDER, (), name or unique_name("placeholder"), shape, dtype)
 
     def value(self):
         raise RuntimeError(f"placeholder {describe(self)} has no value: feed it in feed_dict")
@@ -292,7 +292,7 @@ class Variable(Node):
             raise TypeError("Variable needs an array as its initial value, not a Node")
         self.initial_value = _default_array(initial_value, dtype)
         self.trainable = trainable
-        super().__init__(VARIABLE, (), name or _unique_name("variable"), self.initial_value.shape, self.initial_value.dtype)
+        super().__init__(VARIABLE, (), name or unique_name("variable"), self.initial_value.shape, self.initial_value.dtype)
 
     def value(self):
         """The initial value (a Session uses its own copy of it instead)."""
@@ -304,7 +304,7 @@ class Constant(Node):
 
     def __init__(self, value, name=None, dtype=None):
         self.constant = _default_array(value, dtype)
-        super().__init__(CONSTANT, (), name or _unique_name("constant"), self.constant.shape, self.constant.dtype)
+        super().__init__(CONSTANT, (), name or unique_name("constant"), self.constant.shape, self.constant.dtype)
 
     def value(self):
         return self.constant
