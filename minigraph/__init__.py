@@ -16,7 +16,7 @@ Modules: ``graph`` (nodes, ops, sources, topological sort), ``ops`` (the operati
 TensorFlow-1 style facade, imported on demand: ``import minigraph.tf as tf``).
 """
 
-from . import gradcheck, init, nn, ops, optim
+from . import gradcheck, init, nn, ops, optim, viz
 from .autodiff import gradient_override, gradient_rule, gradients, jvp, register_gradient
 from .graph import (
     Constant,
@@ -68,3 +68,4 @@ from .ops import (
     zeros_like,
 )
 from .session import Executor, Session
+from .viz import draw

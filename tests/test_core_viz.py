@@ -1,0 +1,64 @@
+"""Drawing: deterministic DOT source, a stable text form, distinct styles per kind of node."""
+
+import re
+import shutil
+
+import graphviz
+import numpy as np
+import pytest
+
+import minigraph as mg
+
+
+def softmax_regression_step():
+    x = mg.placeholder("x", (None, 784))
+    y = mg.placeholder("y", (None,), "int64")
+    W, b = mg.Variable(np.zeros((784, 10), np.float32), name="W"), mg.Variable(np.zeros(10, np.float32), name="b")
+    loss = mg.reduce_mean(mg.softmax_cross_entropy(x @ W + b, y))
+    return loss, mg.optim.SGD(0.5).minimize(loss)
+
+
+def test_the_same_graph_gives_the_same_dot_source():
+    loss, step = softmax_regression_step()
+    first = mg.draw([loss, step])
+    assert isinstance(first, graphviz.Digraph) and first.source == mg.draw([loss, step]).source
+    rebuilt_loss, rebuilt_step = softmax_regression_step()  # generated names differ, the drawing does not
+    assert mg.draw([rebuilt_loss, rebuilt_step]).source == first.source
+    ids = re.findall(r"^\s*(n\d+) \[", first.source, re.MULTILINE)
+    assert sorted(ids, key=lambda i: int(i[1:])) == [f"n{i}" for i in range(len(ids))]
+
+
+def test_text_form_is_stable_without_memory_address():
+    loss, step = softmax_regression_step()
+    drawing = mg.draw(loss)
+    assert repr(drawing) == "<minigraph drawing: 8 nodes>" and "0x" not in repr(drawing)
+
+
+def fill_color(source, label_fragment):
+    line = next(line for line in source.splitlines() if label_fragment in line)
+    return re.search(r'fillcolor="(#[0-9a-f]+)"', line).group(1)
+
+
+def test_node_kinds_are_drawn_distinctly_and_shapes_are_shown():
+    loss, step = softmax_regression_step()
+    source = mg.draw([loss, step]).source
+    colors = {kind: fill_color(source, fragment) for kind, fragment in {
+        "placeholder": "<B>x</B>", "variable": "<B>W</B>", "state": "<B>iterations</B>", "op": "reduce_mean",
+        "gradient": "softmax_cross_entropy_grad", "assign": "assign_sub"}.items()}
+    assert len(set(colors.values())) == len(colors)
+    assert "(None, 784)" in source and "matmul (Aᵀ)" in source and "cluster_gradient" in source and "cluster_update" in source
+    assert "arrowhead=empty style=dashed" in source.replace('"', "")  # shape-only inputs
+
+
+def test_collapse_summarises_a_role():
+    loss, step = softmax_regression_step()
+    source = mg.draw([loss, step], collapse=["update"], rankdir="LR", title="SGD").source
+    assert "assign_sub" not in source and "<B>updates</B>" in source and "rankdir=LR" in source
+    assert len(re.findall(r"-> updates\b", source)) == len(set(re.findall(r"(\w+) -> updates\b", source)))
+
+
+@pytest.mark.skipif(shutil.which("dot") is None, reason="graphviz's dot program is not installed")
+def test_svg_output_has_no_graphviz_version():
+    loss, _ = softmax_regression_step()
+    svg = mg.draw(loss)._repr_mimebundle_()["image/svg+xml"]
+    assert svg.lstrip().startswith("<?xml") and "<svg" in svg and "graphviz version" not in svg
