@@ -1,0 +1,268 @@
+"""A TensorFlow-1 style facade: ``import minigraph.tf as tf`` runs classic TF-1 programs on minigraph.
+
+    import minigraph.tf as tf
+    x = tf.placeholder(tf.float32, [None, 784])
+    W = tf.Variable(tf.zeros([784, 10])); b = tf.Variable(tf.zeros([10]))
+    y = tf.nn.softmax(tf.matmul(x, W) + b)
+    y_ = tf.placeholder(tf.float32, [None, 10])
+    cross_entropy = tf.reduce_mean(-tf.reduce_sum(y_ * tf.log(y), reduction_indices=[1]))
+    train_step = tf.train.GradientDescentOptimizer(0.5).minimize(cross_entropy)
+    sess = tf.Session(); sess.run(tf.initialize_all_variables())
+
+Every name is a thin renaming of minigraph's own API (TF's argument names and defaults), not a second
+engine. Differences: variables already hold their initial values in a new Session (the initializers
+reset them, as in TF); ``tf.log(tf.nn.softmax(z))`` is computed as the stable ``log_softmax(z)``;
+random initial values are drawn when the graph is built, from a generator seeded with 0
+(:func:`set_random_seed` reseeds it).
+"""
+
+import functools
+from types import SimpleNamespace
+
+import numpy as np
+
+from . import graph, optim
+from . import ops as _ops
+from .autodiff import gradients as _gradients
+from .session import Session
+
+float16, float32, float64 = np.dtype("float16"), np.dtype("float32"), np.dtype("float64")
+int32, int64, bool = np.dtype("int32"), np.dtype("int64"), np.dtype("bool")
+
+_variables = []  # every Variable made through this module (with optimizer slots), for the initializers
+_random = np.random.default_rng(0)
+
+
+def _dtype(dtype):
+    return float32 if dtype == "float" else np.dtype(dtype)
+
+
+def set_random_seed(seed):
+    """Reseed the generator behind ``random_normal`` and ``truncated_normal``."""
+    global _random
+    _random = np.random.default_rng(seed)
+
+
+def reset_default_graph():
+    """Forget the variables the initializers know about."""
+    _variables.clear()
+
+
+# ---------------------------------------------------------------------------------------------- graph inputs
+
+
+def placeholder(dtype, shape=None, name=None):
+    return graph.placeholder(name, shape, _dtype(dtype))
+
+
+def Variable(initial_value, name=None, trainable=True, dtype=None):
+    """A Variable; its initial value may be an array or a node such as ``tf.zeros([784, 10])``."""
+    if isinstance(initial_value, graph.Node):
+        initial_value = Session().run(initial_value)
+    var = graph.Variable(initial_value, name, trainable, None if dtype is None else _dtype(dtype))
+    _variables.append(var)
+    return var
+
+
+def constant(value, dtype=None, shape=None, name=None):
+    array = np.asarray(value, dtype=None if dtype is None else _dtype(dtype))
+    return graph.constant(array if shape is None else np.broadcast_to(array, shape).copy(), name=name)
+
+
+def zeros(shape, dtype=float32, name=None):
+    return graph.constant(np.zeros(shape, _dtype(dtype)), name=name)
+
+
+def ones(shape, dtype=float32, name=None):
+    return graph.constant(np.ones(shape, _dtype(dtype)), name=name)
+
+
+def _generator(seed):
+    return _random if seed is None else np.random.default_rng(seed)
+
+
+def random_normal(shape, mean=0.0, stddev=1.0, dtype=float32, seed=None, name=None):
+    values = _generator(seed).normal(mean, stddev, size=shape)
+    return graph.constant(values.astype(_dtype(dtype)), name=name)
+
+
+def truncated_normal(shape, mean=0.0, stddev=1.0, dtype=float32, seed=None, name=None):
+    """Normal values, redrawn wherever they fall more than two standard deviations from the mean."""
+    rng = _generator(seed)
+    values = rng.standard_normal(size=shape)
+    while (outside := np.abs(values) > 2).any():
+        values[outside] = rng.standard_normal(size=int(outside.sum()))
+    return graph.constant((mean + stddev * values).astype(_dtype(dtype)), name=name)
+
+
+# ---------------------------------------------------------------------------------------------- math
+
+
+def matmul(a, b, transpose_a=False, transpose_b=False, name=None):
+    return _ops.matmul(a, b, transpose_a, transpose_b, name=name)
+
+
+add, subtract, multiply, divide, negative = _ops.add, _ops.sub, _ops.mul, _ops.div, _ops.neg
+log, exp, sqrt, tanh, sigmoid, equal = _ops.log, _ops.exp, _ops.sqrt, _ops.tanh, _ops.sigmoid, _ops.equal
+
+
+def square(x, name=None):
+    return _ops.pow(x, 2, name=name)
+
+
+def _axis(axis, reduction_indices):
+    axis = reduction_indices if axis is None else axis
+    return tuple(axis) if isinstance(axis, (list, tuple)) else axis
+
+
+def _keepdims(keepdims, keep_dims):
+    return keepdims if keep_dims is None else keep_dims  # keep_dims: TF-1's older spelling
+
+
+def reduce_sum(input_tensor, axis=None, keepdims=False, name=None, reduction_indices=None, keep_dims=None):
+    return _ops.reduce_sum(input_tensor, _axis(axis, reduction_indices), _keepdims(keepdims, keep_dims), name=name)
+
+
+def reduce_mean(input_tensor, axis=None, keepdims=False, name=None, reduction_indices=None, keep_dims=None):
+    return _ops.reduce_mean(input_tensor, _axis(axis, reduction_indices), _keepdims(keepdims, keep_dims), name=name)
+
+
+def argmax(input, axis=None, name=None, dimension=None):
+    """Index of the maximum along ``axis`` (TF-1's default: axis 0)."""
+    axis = dimension if axis is None else axis
+    return _ops.argmax(input, 0 if axis is None else axis, name=name)
+
+
+def cast(x, dtype, name=None):
+    return _ops.cast(x, _dtype(dtype), name=name)
+
+
+def reshape(tensor, shape, name=None):
+    return _ops.reshape(tensor, tuple(shape), name=name)
+
+
+def transpose(a, perm=None, name=None):
+    return _ops.transpose(a, perm, name=name)
+
+
+def gradients(ys, xs, grad_ys=None):
+    """Gradients of ``ys`` (a node, or a list whose sum is differentiated) w.r.t. ``xs``, as a list."""
+    if isinstance(ys, (list, tuple)):
+        ys = functools.reduce(_ops.add, ys)
+    return _gradients(ys, list(xs) if isinstance(xs, (list, tuple)) else [xs], grad_ys)
+
+
+# ---------------------------------------------------------------------------------------------- state
+
+
+def assign(ref, value, name=None):
+    return _ops.assign(ref, value, name=name)
+
+
+def assign_add(ref, value, name=None):
+    return _ops.assign_add(ref, value, name=name)
+
+
+def assign_sub(ref, value, name=None):
+    return _ops.assign_sub(ref, value, name=name)
+
+
+def group(*inputs, name=None):
+    return _ops.group(*inputs, name=name)
+
+
+def global_variables_initializer():
+    """A node that resets every variable made through this module to its initial value."""
+    return _ops.group(*[_ops.assign(v, graph.constant(v.initial_value)) for v in _variables])
+
+
+initialize_all_variables = global_variables_initializer
+
+
+# ---------------------------------------------------------------------------------------------- nn, train
+
+
+def softmax_cross_entropy_with_logits(_sentinel=None, labels=None, logits=None, dim=-1, name=None):
+    """Per-example cross-entropy of ``softmax(logits)`` against probability rows ``labels`` (keywords only)."""
+    if _sentinel is not None or labels is None or logits is None:
+        raise TypeError("softmax_cross_entropy_with_logits takes keyword arguments: labels=..., logits=...")
+    if dim != -1:
+        raise ValueError("softmax_cross_entropy_with_logits: only the last axis (dim=-1) is supported")
+    return _ops.softmax_cross_entropy(logits, labels, name=name)
+
+
+def sparse_softmax_cross_entropy_with_logits(_sentinel=None, labels=None, logits=None, name=None):
+    """Per-example cross-entropy of ``softmax(logits)`` against integer class ``labels`` (keywords only)."""
+    if _sentinel is not None or labels is None or logits is None:
+        raise TypeError("sparse_softmax_cross_entropy_with_logits takes keyword arguments: labels=..., logits=...")
+    return _ops.softmax_cross_entropy(logits, labels, name=name)
+
+
+nn = SimpleNamespace(
+    softmax=lambda logits, axis=-1, name=None: _ops.softmax(logits, axis, name=name),
+    log_softmax=lambda logits, axis=-1, name=None: _ops.log_softmax(logits, axis, name=name),
+    relu=_ops.relu, sigmoid=_ops.sigmoid, tanh=_ops.tanh,
+    softmax_cross_entropy_with_logits=softmax_cross_entropy_with_logits,
+    sparse_softmax_cross_entropy_with_logits=sparse_softmax_cross_entropy_with_logits,
+)
+
+
+class _Tracked:
+    """Makes an optimizer's slots and step counter known to the initializers."""
+
+    def minimize(self, loss, var_list=None):
+        step = super().minimize(loss, var_list)
+        _variables.extend(v for v in self.variables() if v not in _variables)
+        return step
+
+
+class GradientDescentOptimizer(_Tracked, optim.SGD):
+    def __init__(self, learning_rate):
+        super().__init__(learning_rate)
+
+
+class MomentumOptimizer(_Tracked, optim.Momentum):
+    def __init__(self, learning_rate, momentum, use_nesterov=False):
+        super().__init__(learning_rate, momentum, nesterov=use_nesterov)
+
+
+class AdamOptimizer(_Tracked, optim.Adam):
+    def __init__(self, learning_rate=0.001, beta1=0.9, beta2=0.999, epsilon=1e-08):
+        super().__init__(learning_rate, beta1, beta2, epsilon)
+
+
+train = SimpleNamespace(GradientDescentOptimizer=GradientDescentOptimizer, MomentumOptimizer=MomentumOptimizer,
+                        AdamOptimizer=AdamOptimizer)
+
+
+# ---------------------------------------------------------------------------------------------- data
+
+
+class DataSet:
+    """Images and labels with ``next_batch(n)``, reshuffled (reproducibly) at each epoch, as in TF's tutorials."""
+
+    def __init__(self, images, labels, seed=0):
+        self.images, self.labels = images, labels
+        self.num_examples = len(images)
+        self._rng, self._order, self._position = np.random.default_rng(seed), np.arange(len(images)), len(images)
+
+    def next_batch(self, batch_size):
+        if self._position + batch_size > self.num_examples:
+            self._order, self._position = self._rng.permutation(self.num_examples), 0
+        index = self._order[self._position:self._position + batch_size]
+        self._position += batch_size
+        return self.images[index], self.labels[index]
+
+
+def read_data_sets(train_dir=None, one_hot=False, seed=0):
+    """MNIST as ``.train`` and ``.test`` :class:`DataSet` objects (stands in for TF's ``input_data``);
+    ``train_dir`` is the folder of the IDX files (default: see :func:`minigraph.datasets.load_mnist`)."""
+    from .datasets import load_mnist
+    from .datasets import one_hot as encode
+
+    def dataset(split):
+        images, labels = load_mnist(split, data_dir=train_dir)
+        return DataSet(images, encode(labels) if one_hot else labels, seed)
+
+    return SimpleNamespace(train=dataset("train"), test=dataset("test"))
+
