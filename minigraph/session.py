@@ -2,12 +2,13 @@
 variables and keeps one Executor per set of fetches it has run.
 
 An Executor is compiled once: the nodes in a topological order (a learner's ``sort`` may provide it), then
-a flat plan of steps ``(compute, node, input slots, output slot)`` over a list of value slots, in which
+a flat plan of steps ``(compute, node, gather inputs, output slot)`` over a list of value slots, in which
 constants and variable buffers are filled in ahead of time. A run copies that list, puts the feeds in
 their slots and executes the steps — no graph walking, no dict lookups per node.
 """
 
 import heapq
+import operator
 
 import numpy as np
 
@@ -51,7 +52,7 @@ class Executor:
             elif isinstance(node, Constant):
                 self._template[index] = node.constant
             else:
-                self._steps.append((node.op.compute, node, tuple(slot[x] for x in node.inputs), index))
+                self._steps.append((node.op.compute, node, _gatherer([slot[x] for x in node.inputs]), index))
         self._fetch_slots = [slot[t] for t in self._targets]
 
     def variable_buffer(self, var):
@@ -71,8 +72,8 @@ class Executor:
         if len(feed_dict) > len(self._placeholders):
             _check_feed_keys(feed_dict)
         try:
-            for compute, node, inputs, output in self._steps:
-                values[output] = compute(node, [values[i] for i in inputs])
+            for compute, node, gather_inputs, output in self._steps:
+                values[output] = compute(node, gather_inputs(values))
         except Exception as error:
             if hasattr(error, "add_note"):  # Python >= 3.11
                 error.add_note(f"minigraph: raised while computing {node.op.name} node {describe(node)}")
@@ -83,6 +84,14 @@ class Executor:
         needing = next((f for f in self.fetches if placeholder in topological_sort([f])), None)
         reason = "the sort's order contains it" if needing is None else f"fetch {needing.name!r} depends on it"
         return KeyError(f"placeholder {describe(placeholder)} must be fed: {reason} (add it to feed_dict)")
+
+
+def _gatherer(slots):
+    """A function ``values -> the values at slots`` that runs in C (``operator.itemgetter``): a tuple, or
+    a one-element list for a single slot."""
+    if len(slots) == 1:
+        return operator.itemgetter(slice(slots[0], slots[0] + 1))
+    return operator.itemgetter(*slots) if slots else lambda values: ()
 
 
 def _may_alias_variable(node):

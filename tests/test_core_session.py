@@ -111,9 +111,11 @@ def test_errors_inside_compute_name_the_node():
     logits = mg.placeholder("logits", (None, 3))
     labels = mg.placeholder("labels", (None,), "int64")
     loss = mg.softmax_cross_entropy(logits, labels, name="ce")
-    with pytest.raises(ValueError, match=r"labels must lie in \[0, 3\)") as error:
+    with pytest.raises(IndexError, match="out of bounds") as error:
         mg.Session().run(loss, {logits: np.zeros((2, 3)), labels: [0, 3]})
     assert "while computing softmax_cross_entropy node 'ce' (None,)" in "".join(error.value.__notes__)
+    with pytest.raises(ValueError, match=r"'ce': labels must be class indices in \[0, 3\), got -1"):
+        mg.Session().run(loss, {logits: np.zeros((2, 3)), labels: [0, -1]})
 
 
 def test_executor_runs_with_the_same_machinery_and_caches_its_plan(graph):

@@ -2,10 +2,10 @@
 gradient built from other ops) and a function that builds its node.
 
 - ``elementwise``: add, sub, mul, div, neg, pow, exp, log, sqrt, tanh, sigmoid, relu, equal, cast, ...
-- ``matmul``: matrix product with transpose flags
+- ``linalg``: matmul, the matrix product with transpose flags
 - ``shape``: reshape, transpose, expand_dims, broadcast_to, sum_to
 - ``reduce``: reduce_sum, reduce_mean, argmax
-- ``softmax``: softmax, log_softmax, softmax_cross_entropy
+- ``logits``: softmax, log_softmax, softmax_cross_entropy
 - ``state``: assign, assign_add, assign_sub, group
 """
 
@@ -49,7 +49,7 @@ from .elementwise import (
     unbroadcast,
     zeros_like,
 )
-from .matmul import MatMul, matmul
+from .linalg import MatMul, matmul
 from .reduce import Argmax, Count, ReduceMean, ReduceSum, argmax, reduce_mean, reduce_sum
 from .shape import (
     BroadcastTo,
@@ -64,7 +64,7 @@ from .shape import (
     sum_to,
     transpose,
 )
-from .softmax import (
+from .logits import (
     LogSoftmax,
     Softmax,
     SoftmaxCrossEntropy,

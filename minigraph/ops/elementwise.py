@@ -409,7 +409,7 @@ def exp(x, name=None):
 def log(x, name=None):
     """``log(x)``. Rewrite: ``log(softmax(z))`` builds ``log_softmax(z)``, which is stable for large logits
     (the classic TensorFlow-1 tutorial writes ``log(softmax(...))``)."""
-    from .softmax import Softmax, log_softmax
+    from .logits import Softmax, log_softmax
 
     if isinstance(x, Node) and isinstance(x.op, Softmax):
         return log_softmax(x.inputs[0], axis=x.op.axis, name=name)

@@ -15,7 +15,8 @@ from .shape import expand_dims
 def stable_softmax(z, axis):
     """numpy: ``exp(z) / sum(exp(z))`` along ``axis``, computed on ``z - max(z)``."""
     e = np.exp(z - z.max(axis=axis, keepdims=True))
-    return e / e.sum(axis=axis, keepdims=True)
+    e /= e.sum(axis=axis, keepdims=True)
+    return e
 
 
 def stable_log_softmax(z, axis):
@@ -78,18 +79,14 @@ def _integer_labels(node):
     return node.dtype.kind in "iu"
 
 
-def _check_label_range(node, labels, classes):
-    if labels.size and (labels.min() < 0 or labels.max() >= classes):
-        raise ValueError(f"{node.name!r}: labels must lie in [0, {classes}), got values from {labels.min()} to {labels.max()}")
-
-
-def _subtract_one_at_labels(p, labels):
-    """numpy, in place: ``p[..., label] -= 1`` for each row, i.e. ``p - onehot(labels)``."""
-    if p.ndim == 2:
-        p[np.arange(len(labels)), labels] -= 1
-    else:
-        index = labels[..., None]
-        np.put_along_axis(p, index, np.take_along_axis(p, index, axis=-1) - 1, axis=-1)
+def _label_index(node, labels, values):
+    """Index of ``values[..., label]`` for each row; negative labels (which numpy would wrap around) are
+    refused, too large ones make numpy raise an IndexError."""
+    if labels.size and labels.min() < 0:
+        raise ValueError(f"{node.name!r}: labels must be class indices in [0, {values.shape[-1]}), got {labels.min()}")
+    if values.ndim == 2:
+        return np.arange(len(labels)), labels
+    return (*np.indices(labels.shape, sparse=True), labels)
 
 
 class SoftmaxCrossEntropy(Op):
@@ -105,11 +102,10 @@ class SoftmaxCrossEntropy(Op):
 
     def compute(self, node, input_values):
         logits, labels = input_values
-        log_p = stable_log_softmax(logits, -1)
-        if labels.dtype.kind in "iu":
-            _check_label_range(node, labels, logits.shape[-1])
-            return -np.take_along_axis(log_p, labels[..., None], axis=-1)[..., 0]
-        return -(labels * log_p).sum(axis=-1)
+        if labels.dtype.kind in "iu":  # log sum exp(z) - z[label], on z - max(z)
+            shifted = logits - logits.max(axis=-1, keepdims=True)
+            return np.log(np.exp(shifted).sum(axis=-1)) - shifted[_label_index(node, labels, logits)]
+        return -(labels * stable_log_softmax(logits, -1)).sum(axis=-1)
 
     def infer_dtype(self, node, input_dtypes):
         logits, labels = input_dtypes
@@ -155,8 +151,7 @@ class SoftmaxCrossEntropyGrad(Op):
         logits, labels, grad = input_values
         p = stable_softmax(logits, -1)
         if labels.dtype.kind in "iu":
-            _check_label_range(node, labels, logits.shape[-1])
-            _subtract_one_at_labels(p, labels)
+            p[_label_index(node, labels, p)] -= 1
         else:
             p = p * labels.sum(axis=-1, keepdims=True) - labels
         return p * grad[..., None]
