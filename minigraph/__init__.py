@@ -12,8 +12,9 @@
 
 Modules: ``graph`` (nodes, ops, sources, topological sort), ``ops`` (the operations), ``autodiff``
 (reverse and forward mode), ``session`` (execution), ``gradcheck`` (finite differences), ``optim``
-(optimizers and schedules), ``init`` (initial values), ``nn`` (layers), ``viz`` (drawing), ``tf`` (a
-TensorFlow-1 style facade, imported on demand: ``import minigraph.tf as tf``).
+(optimizers and schedules), ``init`` (initial values), ``nn`` (layers), ``viz`` (drawing), ``datasets``
+(MNIST), ``plot`` (pictures), ``tf`` (a TensorFlow-1 style facade, imported on demand:
+``import minigraph.tf as tf``).
 """
 
 from . import gradcheck, init, nn, ops, optim, viz
@@ -69,3 +70,5 @@ from .ops import (
 )
 from .session import Executor, Session
 from .viz import draw
+
+from . import datasets, plot  # noqa: E402  (MNIST loading and pictures, for the notebooks)
