@@ -160,15 +160,18 @@ def describe(node):
 class Op:
     """What a node computes. To add an operation, subclass and implement:
 
-    - ``compute(self, node, input_values) -> ndarray``: the value, from the inputs' numpy values.
+    - ``compute(self, node, input_values) -> ndarray``: the value, from the inputs' numpy values (a
+      sequence, in the order of ``node.inputs``).
     - ``infer_shape(self, node, input_shapes) -> tuple | None``: the static output shape (``None`` entries
       for unknown dimensions); raise ``self.shape_error(node, why)`` when the inputs do not fit.
     - ``gradient(self, node, output_grad) -> list``: one node (or ``None`` for "no gradient") per input,
       the vector-Jacobian product, built from other ops so it can be differentiated again.
 
     Optional: ``infer_dtype`` (default: numpy's promotion of the input dtypes) and ``tangent`` (forward
-    mode, see :func:`minigraph.jvp`). Parameters go in ``__init__`` as public attributes; calling the op
-    builds a node: ``MyOp(param)(x, y)``.
+    mode, see :func:`minigraph.jvp`). Parameters go in ``__init__`` as public attributes (``node.attrs``
+    shows them); calling the op builds a node: ``MyOp(param)(x, y)``. Two flags tell the executor about
+    memory: ``mutates`` (compute writes into its first input, a Variable) and ``returns_view`` (the result
+    may share memory with an input).
     """
 
     mutates = False  # True if compute writes into the buffer of inputs[0] (a Variable): assign ops

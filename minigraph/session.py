@@ -25,7 +25,7 @@ class Executor:
     Feeds: every placeholder the fetches need must be fed; only placeholders can be fed. A fed value must
     have the declared rank and known dimensions; its dtype is converted when numpy calls the cast
     "same kind" (float64 -> float32, int -> float), any other dtype (float -> int labels) is an error.
-    Variables (and views of them) are fetched as copies taken before any assign in the run.
+    Variables and constants (and views of them) are fetched as copies, taken before any assign in the run.
     """
 
     def __init__(self, fetches, sort=None, variables=None):
@@ -36,7 +36,7 @@ class Executor:
         self.variables = {} if variables is None else variables
         order = (sort or topological_sort)(self.fetches)
         check_order(order, self.fetches)
-        self._targets = [Snapshot()(f) if _may_alias_variable(f) else f for f in self.fetches]
+        self._targets = [Snapshot()(f) if _may_alias_state(f) else f for f in self.fetches]
         self.order = reads_before_writes(order + [t for t, f in zip(self._targets, self.fetches) if t is not f])
         self._compile()
 
@@ -94,13 +94,14 @@ def _gatherer(slots):
     return operator.itemgetter(*slots) if slots else lambda values: ()
 
 
-def _may_alias_variable(node):
-    return isinstance(node, Variable) or node.op.returns_view
+def _may_alias_state(node):
+    """True if the value of ``node`` may be the buffer of a variable or constant (or a view of one)."""
+    return isinstance(node, (Variable, Constant)) or node.op.returns_view
 
 
 class Snapshot(Op):
-    """A copy of ``x``: the Executor fetches variables (and views of them) through it, so a fetched value
-    is the value when the run started and later updates do not change it."""
+    """A copy of ``x``: the Executor fetches variables and constants (and views of them) through it, so a
+    fetched value is the value when the run started, and changing it changes nothing in the graph."""
 
     name = "snapshot"
 
