@@ -154,7 +154,7 @@ class SoftmaxCrossEntropyGrad(Op):
             p[_label_index(node, labels, p)] -= 1
         else:
             p = p * labels.sum(axis=-1, keepdims=True) - labels
-        return p * grad[..., None]
+        return np.multiply(p, grad[..., None], out=p if p.dtype == node.dtype else None)  # in place if it can
 
     def infer_dtype(self, node, input_dtypes):
         logits, labels, grad = input_dtypes
