@@ -17,6 +17,8 @@ Modules: ``graph`` (nodes, ops, sources, topological sort), ``ops`` (the operati
 ``import minigraph.tf as tf``).
 """
 
+import importlib
+
 from . import gradcheck, init, nn, ops, optim, viz
 from .autodiff import gradient_override, gradient_rule, gradients, jvp, register_gradient
 from .graph import (
@@ -71,4 +73,11 @@ from .ops import (
 from .session import Executor, Session
 from .viz import draw
 
-from . import datasets, plot  # noqa: E402  (MNIST loading and pictures, for the notebooks)
+
+
+def __getattr__(name):
+    """``mg.datasets`` and ``mg.plot`` are imported on first use: they are for the notebooks, and
+    ``python -m minigraph.datasets`` must not find its module imported already."""
+    if name in ("datasets", "plot"):
+        return importlib.import_module(f"{__name__}.{name}")
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
