@@ -1,0 +1,32 @@
+"""Notebook regression tests: every pytest run checks notebooks with nbval.
+
+This conftest sits at the repository root so that pytest loads it however it is started
+(`pytest`, `pytest notebooks/01_numpy.ipynb`, or from another folder with explicit paths);
+one in tests/ would only be loaded for runs that include tests/.
+"""
+
+import os
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent
+SANITIZE_FILE = REPO / "tests" / "nbval_sanitize.cfg"
+
+# Exercise notebooks hold unsolved stubs: they are run by their own test, never by nbval.
+collect_ignore = ["exercises"]
+
+
+def pytest_configure(config):
+    option = config.option
+    if not hasattr(option, "nbval"):  # nbval disabled, e.g. with `-p no:nbval`
+        return
+    if not option.nbval_lax:
+        option.nbval = True
+    if not option.nbval_kernel_name:
+        option.nbval_current_env = True  # the notebooks' `python3` kernel is this environment
+    if option.nbval_sanitize_with is None:
+        option.nbval_sanitize_with = str(SANITIZE_FILE)
+    # A notebook's cells share one kernel, so xdist must keep each file on one worker.
+    if getattr(option, "dist", "no") == "load":
+        option.dist = "loadfile"
+    # MPLBACKEND in the environment would stop the kernels from producing figure outputs.
+    os.environ.pop("MPLBACKEND", None)
