@@ -76,12 +76,14 @@ def draw(fetches, rankdir="TB", show_shapes=True, cluster_roles=True, collapse=(
     for role in dict.fromkeys(node.role for node in order if node.role in collapse):
         count = sum(node.role == role for node in order)
         drawing.node(f"{role}s", f"<<B>{role}s</B><BR/>{count} nodes>", **STYLES[role], peripheries="2")
-    edges = {}
+    edges = {}  # one edge per input position (x * x has two), but one per pair into or out of a collapsed box
     for node in order:
         for position, x in enumerate(node.inputs):
             if ids[x] != ids[node]:
-                edges.setdefault((ids[x], ids[node]), _uses_only_shape(node, position))
-    for (tail, head), dashed in edges.items():
+                collapsed = x.role in collapse or node.role in collapse
+                key = (ids[x], ids[node]) + (() if collapsed else (position,))
+                edges.setdefault(key, _uses_only_shape(node, position))
+    for (tail, head, *_), dashed in edges.items():
         drawing.edge(tail, head, **({"style": "dashed", "arrowhead": "empty"} if dashed else {}))
     return drawing
 

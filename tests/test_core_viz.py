@@ -62,3 +62,9 @@ def test_svg_output_has_no_graphviz_version():
     loss, _ = softmax_regression_step()
     svg = mg.draw(loss)._repr_mimebundle_()["image/svg+xml"]
     assert svg.lstrip().startswith("<?xml") and "<svg" in svg and "graphviz version" not in svg
+
+
+def test_an_input_used_twice_is_drawn_with_two_edges():
+    x = mg.placeholder("x", shape=(3,))
+    source = mg.draw(x * x).source
+    assert source.count("n0 -> n1") == 2
