@@ -10,9 +10,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent
 SANITIZE_FILE = REPO / "tests" / "nbval_sanitize.cfg"
-
-# Exercise notebooks hold unsolved stubs: they are run by their own test, never by nbval.
-collect_ignore = ["exercises"]
+NBVAL_FOLDERS = (REPO / "notebooks", REPO / "solutions")
 
 
 def pytest_configure(config):
@@ -30,3 +28,11 @@ def pytest_configure(config):
         option.dist = "loadfile"
     # MPLBACKEND in the environment would stop the kernels from producing figure outputs.
     os.environ.pop("MPLBACKEND", None)
+
+
+def pytest_ignore_collect(collection_path, config):
+    """Found while collecting, only the course notebooks go to nbval: not exercises/ (unsolved
+    stubs, run by their own test) nor notebooks that tests use as fixtures."""
+    if collection_path.suffix == ".ipynb" and collection_path.parent not in NBVAL_FOLDERS:
+        return True
+    return None
