@@ -10,6 +10,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent
 SANITIZE_FILE = REPO / "tests" / "nbval_sanitize.cfg"
+SINGLE_THREADED_BLAS = {"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 NBVAL_FOLDERS = (REPO / "notebooks", REPO / "solutions")
 
 
@@ -28,6 +29,9 @@ def pytest_configure(config):
         option.dist = "loadfile"
     # MPLBACKEND in the environment would stop the kernels from producing figure outputs.
     os.environ.pop("MPLBACKEND", None)
+    # One BLAS thread per kernel: xdist runs notebooks side by side, and BLAS threads competing for the same
+    # cores make small matrix products many times slower. tools/execute.py makes outputs the same way.
+    os.environ.update(SINGLE_THREADED_BLAS)
 
 
 def pytest_ignore_collect(collection_path, config):

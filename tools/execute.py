@@ -21,6 +21,9 @@ from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError, CellTimeoutError
 
 REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+from conftest import SINGLE_THREADED_BLAS  # noqa: E402  (the tests' kernel settings, shared)
+
 DEFAULT_FOLDERS = ("notebooks", "solutions")
 KERNEL_NAME = "python3"
 CELL_TIMEOUT_SECONDS = 600
@@ -44,8 +47,10 @@ def find_notebooks(paths):
 
 
 def kernel_environment():
-    """The environment for the kernel: ours without MPLBACKEND, which would suppress figures."""
-    return {name: value for name, value in os.environ.items() if name != "MPLBACKEND"}
+    """The environment for the kernel: ours without MPLBACKEND, which would suppress figures, and with one
+    BLAS thread (as under pytest, see conftest.py), so outputs are made exactly as the tests remake them."""
+    environment = {name: value for name, value in os.environ.items() if name != "MPLBACKEND"}
+    return {**environment, **SINGLE_THREADED_BLAS}
 
 
 def execute_notebook(path):
