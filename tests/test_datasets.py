@@ -19,9 +19,6 @@ from minigraph import datasets
 from minigraph.datasets import (CorruptFileError, DownloadError, MNISTError, batches, data_folder,
                                 default_data_dir, load_mnist, one_hot)
 
-SHARED_MNIST = Path(__file__).resolve().parents[1].parent / "shared" / "datasets" / "mnist"
-needs_real_mnist = pytest.mark.skipif(not SHARED_MNIST.is_dir(),
-                                      reason=f"no copy of the real MNIST files at {SHARED_MNIST}")
 TRAIN_COUNTS = [5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949]
 TEST_COUNTS = [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]
 
@@ -98,6 +95,23 @@ def bin_dir(tmp_path):
     return folder
 
 
+@pytest.fixture(scope="module")
+def real_mnist(tmp_path_factory):
+    """A folder holding the four real MNIST files, gzipped: those of the course's data folder
+    ($MINIGRAPH_DATA, or the per-user cache that ./course fills), re-compressed where they are raw."""
+    source = data_folder()
+    for split in ("train", "test"):
+        load_mnist(split)  # verified, and fetched if they are missing
+    if all((source / f"{name}.gz").is_file() for name in datasets.SHA256):
+        return source
+    folder = tmp_path_factory.mktemp("real-mnist")
+    for name in datasets.SHA256:
+        gzipped = source / f"{name}.gz"
+        data = gzip.decompress(gzipped.read_bytes()) if gzipped.is_file() else (source / name).read_bytes()
+        (folder / f"{name}.gz").write_bytes(gzip.compress(data, compresslevel=1))
+    return folder
+
+
 @pytest.fixture(autouse=True)
 def offline(monkeypatch, tmp_path, bin_dir):
     """No test reaches the internet or the real npm, or uses the user's data folder."""
@@ -138,10 +152,9 @@ def use_mirrors(monkeypatch, *urls):
     monkeypatch.setenv("MINIGRAPH_MNIST_MIRRORS", " ".join(urls))
 
 
-@needs_real_mnist
-def test_real_mnist_shapes_label_counts_and_pixel_statistics():
-    train_images, train_labels = load_mnist("train", data_dir=SHARED_MNIST)
-    test_images, test_labels = load_mnist("test", data_dir=SHARED_MNIST)
+def test_real_mnist_shapes_label_counts_and_pixel_statistics(real_mnist):
+    train_images, train_labels = load_mnist("train", data_dir=real_mnist)
+    test_images, test_labels = load_mnist("test", data_dir=real_mnist)
     assert train_images.shape == (60000, 784) and test_images.shape == (10000, 784)
     assert train_images.dtype == test_images.dtype == np.float32
     assert train_labels.dtype == test_labels.dtype == np.int64
@@ -152,28 +165,26 @@ def test_real_mnist_shapes_label_counts_and_pixel_statistics():
     assert round(float(train_images.std()), 4) == 0.3081
 
 
-@needs_real_mnist
-def test_read_only_shared_folder_is_loaded_without_writing(monkeypatch, tmp_path):
+def test_loading_writes_nothing_in_the_data_folder(real_mnist, monkeypatch, tmp_path):
     def snapshot():
-        return sorted((path.name, path.stat().st_mtime_ns) for path in SHARED_MNIST.iterdir())
+        return sorted((path.name, path.stat().st_mtime_ns) for path in real_mnist.iterdir())
 
     before = snapshot()
-    monkeypatch.setenv("MINIGRAPH_DATA", str(SHARED_MNIST))
+    monkeypatch.setenv("MINIGRAPH_DATA", str(real_mnist))
     images, labels = load_mnist("test")
     assert images.shape == (10000, 784) and labels.shape == (10000,)
     assert snapshot() == before
     assert not (tmp_path / "cache").exists()
 
 
-@needs_real_mnist
-def test_cli_downloads_real_files_past_down_and_truncated_mirrors(monkeypatch, tmp_path, capsys):
+def test_cli_downloads_real_files_past_down_and_truncated_mirrors(real_mnist, monkeypatch, tmp_path, capsys):
     truncated = tmp_path / "truncated"
     truncated.mkdir()
     for name in datasets.SHA256:
-        data = (SHARED_MNIST / f"{name}.gz").read_bytes()
+        data = (real_mnist / f"{name}.gz").read_bytes()
         (truncated / f"{name}.gz").write_bytes(data[:len(data) // 2])
     target = tmp_path / "data"
-    with serve(truncated) as (bad_url, bad_log), serve(SHARED_MNIST) as (good_url, good_log):
+    with serve(truncated) as (bad_url, bad_log), serve(real_mnist) as (good_url, good_log):
         use_mirrors(monkeypatch, closed_port_url(), bad_url, good_url)
         assert datasets.main(["--data-dir", str(target)]) == 0
     output = capsys.readouterr()
@@ -183,7 +194,7 @@ def test_cli_downloads_real_files_past_down_and_truncated_mirrors(monkeypatch, t
     assert len(bad_log) == len(good_log) == 4
     assert sorted(os.listdir(target)) == sorted(f"{name}.gz" for name in datasets.SHA256)
     for name in datasets.SHA256:
-        assert (target / f"{name}.gz").read_bytes() == (SHARED_MNIST / f"{name}.gz").read_bytes()
+        assert (target / f"{name}.gz").read_bytes() == (real_mnist / f"{name}.gz").read_bytes()
     # The mirrors are gone now: a second run finds the verified files and downloads nothing.
     assert datasets.main(["--data-dir", str(target)]) == 0
     assert "MNIST ready in" in capsys.readouterr().out
