@@ -37,6 +37,9 @@ def check_gradients(y, xs, feed_dict=None, eps=1e-6, rtol=1e-4, atol=1e-6):
     for x in xs:
         if not isinstance(x, (Placeholder, Variable)):
             raise TypeError(f"check_gradients: {describe(x)} must be a placeholder or a variable")
+        if x.dtype != np.float64:
+            raise TypeError(f"check_gradients: {describe(x)} is {x.dtype}; finite differences need float64 "
+                            "(declare it with dtype='float64'): float32 rounding swamps a step of 1e-6")
         if isinstance(x, Placeholder) and x not in feed_dict:
             raise KeyError(f"check_gradients: placeholder {describe(x)} needs a value in feed_dict")
     sess = Session()
@@ -51,10 +54,10 @@ def check_gradients(y, xs, feed_dict=None, eps=1e-6, rtol=1e-4, atol=1e-6):
         errors.append(float(error.max()) if error.size else 0.0)
         excess = error - (atol + rtol * np.abs(numerical))
         if excess.size and excess.max() > 0:
-            worst = np.unravel_index(np.argmax(excess), excess.shape)
+            worst = tuple(int(i) for i in np.unravel_index(np.argmax(excess), excess.shape))
             raise AssertionError(f"gradient of {y.name!r} w.r.t. {describe(x)} is wrong at index {worst}: "
-                                 f"autodiff gives {grad[worst]!r}, finite differences {numerical[worst]!r} "
-                                 f"(max abs error {errors[-1]:.3g})")
+                                 f"autodiff gives {float(grad[worst]):.6g}, finite differences "
+                                 f"{float(numerical[worst]):.6g} (max abs error {errors[-1]:.3g})")
     return errors
 
 

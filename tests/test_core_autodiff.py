@@ -158,3 +158,13 @@ def test_numerical_gradient_and_check_gradients():
     with mg.gradient_override({mg.ops.Tanh: lambda node, g: [g * 1.0]}):
         with pytest.raises(AssertionError, match=r"gradient of .* w.r.t. 'x' \(3,\) is wrong at index"):
             check_gradients(y, [x, W], {x: np.array([0.1, 0.2, 0.3])})
+
+
+def test_check_gradients_refuses_float32_inputs_and_reports_plain_numbers():
+    x32 = mg.placeholder("x32", (3,))
+    with pytest.raises(TypeError, match=r"'x32' \(3,\) is float32; finite differences need float64"):
+        check_gradients(mg.reduce_sum(x32 * x32), [x32], {x32: np.ones(3, np.float32)})
+    x = mg.placeholder("x", (3,), "float64")
+    with mg.gradient_override({mg.ops.Mul: lambda node, g: [g * node.inputs[1] * 2.0, g * node.inputs[0]]}):
+        with pytest.raises(AssertionError, match=r"at index \(0,\): autodiff gives 3, finite differences 2 "):
+            check_gradients(mg.reduce_sum(x * x), [x], {x: np.ones(3)})

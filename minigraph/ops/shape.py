@@ -9,7 +9,7 @@ import math
 
 import numpy as np
 
-from ..graph import Node, Op, format_shape
+from ..graph import Node, Op, ShapeError, describe, format_shape
 
 
 def shape_like(x):
@@ -64,6 +64,9 @@ def _shape_node(op_class, x, shape, name):
     """``op_class(shape)(x)`` for a tuple, ``op_class(None)(x, shape)`` for a node giving the shape."""
     if isinstance(shape, Node):
         return op_class(None)(x, shape, name=name)
+    if any(d is None for d in shape):
+        raise ShapeError(f"{op_class.__name__}: the shape {format_shape(tuple(shape))} for {describe(x)} has an "
+                         "unknown (None) dimension; pass a node instead, whose run-time shape is used")
     return op_class(tuple(int(d) for d in shape))(x, name=name)
 
 
