@@ -1,0 +1,375 @@
+r"""Checks of chapter 04, SGD and optimization.
+
+- 4.1 ``momentum_step(theta, grad, velocity, lr, momentum, nesterov=False) -> (theta, velocity)``:
+  $v' = \mu v + g$, then $\theta' = \theta - \eta v'$ (heavy ball) or $\theta - \eta (g + \mu v')$ (Nesterov).
+- 4.2 ``adam_step(theta, grad, m, v, t, lr, beta1, beta2, eps) -> (theta, m, v)``: Adam with the bias
+  corrections $\hat m = m / (1 - \beta_1^t)$, $\hat v = v / (1 - \beta_2^t)$.
+- 4.3 ``he_normal(shape, *, seed=None, rng=None, dtype="float32")``: normal, mean 0, variance $2 / n_{in}$.
+- 4.4 ``l2_penalty(weights, rate)``: the node $\frac{\lambda}{2} \sum_W \lVert W \rVert^2$, checked by value
+  and gradient ($\lambda W$).
+- 4.5 ``AdamW``: a subclass of ``mg.optim.Optimizer`` whose ``update`` is Adam with decoupled weight decay,
+  $\theta \leftarrow \theta - \eta (\hat m / (\sqrt{\hat v} + \epsilon) + \lambda \theta)$; compared step by
+  step with a numpy reference, then trained on MNIST (the history comes back as ``check(...).value``).
+
+Sequences of steps run on the quadratic $L(\theta) = \frac12 \sum_i h_i \theta_i^2 + c^\top \theta$ with
+fixed seeds, so every report is deterministic.
+"""
+
+import numpy as np
+
+from .. import ops
+from ..autodiff import gradients
+from ..graph import Node, Variable, constant, describe, placeholder, topological_sort
+from ..init import xavier_normal
+from ..nn import dense
+from ..optim import SGD, Optimizer
+from ..session import Session
+from .framework import CheckFailure, Passed, exercise, expect_close, expect_shape
+
+# ---------------------------------------------------------------------------------------------- shared
+
+
+class _Text:
+    """A description shown as is in a report (a plain string would be shown with quotes)."""
+
+    def __init__(self, text):
+        self.text = text
+
+    def __repr__(self):
+        return self.text
+
+
+def _quadratic(shape, seed):
+    """Curvatures h > 0 and a linear term c of ``shape``: the gradient of the test loss is h * theta + c."""
+    rng = np.random.default_rng(seed)
+    return rng.uniform(0.5, 5.0, size=shape), rng.normal(size=shape)
+
+
+def _expect_pair(result, what, names, shape, given):
+    """``result`` must be a tuple of ``len(names)`` arrays of ``shape``; returns it as a list."""
+    if not isinstance(result, (tuple, list)) or len(result) != len(names):
+        raise CheckFailure(f"{what} should return a tuple ({', '.join(names)})", input=given, got=result)
+    for name, value in zip(names, result):
+        expect_shape(np.asarray(value) if isinstance(value, (float, int, list)) else value, shape, input=given,
+                     what=f"the returned {name}")
+    return list(result)
+
+
+def _expect_unchanged(before, after, given, what):
+    for name in before:
+        if not np.array_equal(before[name], after[name]):
+            raise CheckFailure(f"{what} changed its input {name} in place; compute new arrays instead "
+                               f"(e.g. theta = theta - lr * step, not theta -= lr * step)", input=given)
+
+
+def _expect_sequence(step_function, reference, start, steps, given, what, names):
+    """Run ``steps`` steps of the learner's and the reference's ``step_function`` from ``start`` (a dict of
+    arrays, ``theta`` first); fail at the first step where any array differs."""
+    mine, theirs = dict(start), dict(start)
+    for number in range(1, steps + 1):
+        expected = reference(number, **theirs)
+        got = _expect_pair(step_function(number, **{k: v.copy() for k, v in mine.items()}), what, names,
+                           start["theta"].shape, given)
+        for name, value, want in zip(names, got, expected):
+            expect_close(value, want, input=given, rtol=1e-6, atol=1e-9,
+                         what=f"{name} after step {number} of {steps}")
+        mine, theirs = dict(zip(names, got)), dict(zip(names, expected))
+
+
+# ---------------------------------------------------------------------------------------------- 4.1
+
+
+def _reference_momentum(theta, grad, velocity, lr, momentum, nesterov=False):
+    new_velocity = momentum * velocity + grad
+    direction = grad + momentum * new_velocity if nesterov else new_velocity
+    return theta - lr * direction, new_velocity
+
+
+@exercise(
+    "4.1",
+    "momentum and Nesterov steps",
+    hint="First the new velocity, v_new = momentum * velocity + grad. The heavy ball then steps along it: "
+    "theta - lr * v_new; Nesterov steps along grad + momentum * v_new. Return (new_theta, v_new).",
+)
+def _(momentum_step):
+    theta, grad, velocity = np.array([1.0, -2.0, 0.5]), np.array([0.5, 1.0, -4.0]), np.array([0.2, 0.0, -1.0])
+    for nesterov in (False, True):
+        for lr, momentum in ((0.1, 0.9), (0.3, 0.0)):
+            before = {"theta": theta.copy(), "grad": grad.copy(), "velocity": velocity.copy()}
+            given = {**before, "lr": lr, "momentum": momentum, "nesterov": nesterov}
+            got = _expect_pair(momentum_step(theta, grad, velocity, lr, momentum, nesterov=nesterov),
+                               "momentum_step", ("theta", "velocity"), theta.shape, given)
+            _expect_unchanged(before, {"theta": theta, "grad": grad, "velocity": velocity}, given, "momentum_step")
+            expected = _reference_momentum(theta, grad, velocity, lr, momentum, nesterov)
+            for name, value, want in zip(("velocity", "theta"), got[::-1], expected[::-1]):
+                expect_close(value, want, input=given, rtol=1e-9, what=f"the new {name}")
+    curvature, linear = _quadratic((3, 2), seed=41)
+    for nesterov in (False, True):
+        given = {"loss": _Text("1/2 sum(h theta²) + c·theta, h and c of shape (3, 2)"), "lr": 0.1, "momentum": 0.9,
+                 "nesterov": nesterov, "start": _Text("theta from a seeded normal, velocity = 0")}
+
+        def run(step_function):
+            return lambda number, theta, velocity: step_function(
+                theta, curvature * theta + linear, velocity, 0.1, 0.9, nesterov=nesterov)
+
+        start = {"theta": np.random.default_rng(4).normal(size=(3, 2)), "velocity": np.zeros((3, 2))}
+        _expect_sequence(run(momentum_step), run(_reference_momentum), start, 20, given, "momentum_step",
+                         ("theta", "velocity"))
+    return "single steps with and without momentum, and 20 steps on a quadratic, heavy ball and Nesterov"
+
+
+# ---------------------------------------------------------------------------------------------- 4.2
+
+
+def _reference_adam(theta, grad, m, v, t, lr=0.001, beta1=0.9, beta2=0.999, eps=1e-8):
+    m = beta1 * m + (1 - beta1) * grad
+    v = beta2 * v + (1 - beta2) * grad**2
+    m_hat, v_hat = m / (1 - beta1**t), v / (1 - beta2**t)
+    return theta - lr * m_hat / (np.sqrt(v_hat) + eps), m, v
+
+
+@exercise(
+    "4.2",
+    "Adam with bias correction",
+    hint="m = beta1 * m + (1 - beta1) * grad; v = beta2 * v + (1 - beta2) * grad**2; then the corrected "
+    "m_hat = m / (1 - beta1**t) and v_hat = v / (1 - beta2**t); the step is lr * m_hat / (np.sqrt(v_hat) + eps). "
+    "Return the new theta and the new m and v (uncorrected: the corrections are recomputed at every step).",
+)
+def _(adam_step):
+    theta, grad = np.array([1.0, -2.0, 0.5, 3.0]), np.array([3.0, -0.2, 0.05, 0.0])
+    zeros = np.zeros(4)
+    before = {"theta": theta.copy(), "grad": grad.copy()}
+    given = {**before, "m": zeros, "v": zeros, "t": 1, "lr": 0.01}
+    got = _expect_pair(adam_step(theta, grad, zeros.copy(), zeros.copy(), 1, lr=0.01), "adam_step",
+                       ("theta", "m", "v"), theta.shape, given)
+    _expect_unchanged(before, {"theta": theta, "grad": grad}, given, "adam_step")
+    expected = _reference_adam(theta, grad, zeros, zeros, 1, lr=0.01)
+    expect_close(got[1], expected[1], input=given, rtol=1e-9, what="m after the first step")
+    expect_close(got[2], expected[2], input=given, rtol=1e-9, what="v after the first step")
+    step, expected_step = theta - np.asarray(got[0]), theta - expected[0]
+    moving = expected_step != 0
+    ratio = np.median(np.abs(step[moving] / expected_step[moving]))
+    if abs(ratio - np.sqrt(1000) / 10) < 0.01:
+        raise CheckFailure("the first step is 3.16 times too long: (1 - 0.9) / sqrt(1 - 0.999) is what the missing "
+                           "bias corrections give. At t = 1 the step should be lr * grad / (|grad| + eps) in each "
+                           "coordinate", input=given, expected=expected[0], got=got[0])
+    expect_close(got[0], expected[0], input=given, rtol=1e-5, atol=1e-12,
+                 what="theta after the first step (it should be theta - lr * sign(grad), nearly)")
+    rng = np.random.default_rng(42)
+    later = {"theta": rng.normal(size=(2, 3)), "grad": rng.normal(size=(2, 3)), "m": rng.normal(size=(2, 3)) * 0.1,
+             "v": rng.uniform(0.1, 1.0, size=(2, 3)), "t": 5, "lr": 0.1, "beta1": 0.8, "beta2": 0.99, "eps": 1e-6}
+    got = _expect_pair(adam_step(**{k: np.copy(v) if isinstance(v, np.ndarray) else v for k, v in later.items()}),
+                       "adam_step", ("theta", "m", "v"), (2, 3), later)
+    for name, value, want in zip(("theta", "m", "v"), got, _reference_adam(**later)):
+        expect_close(value, want, input=later, rtol=1e-6, atol=1e-12,
+                     what=f"the new {name} at t = 5, with beta1 = 0.8, beta2 = 0.99, eps = 1e-6")
+    curvature, linear = _quadratic(5, seed=43)
+    given = {"loss": _Text("1/2 sum(h theta²) + c·theta, h and c of shape (5,)"), "lr": 0.05, "eps": 1e-10,
+             "start": _Text("theta from a seeded normal, m = v = 0"), "t": _Text("1, 2, ..., 30")}
+
+    def run(step_function):  # a tiny eps: whether it sits inside the square root or not makes no difference
+        return lambda number, theta, m, v: step_function(theta, curvature * theta + linear, m, v, number, lr=0.05,
+                                                         eps=1e-10)
+
+    start = {"theta": np.random.default_rng(5).normal(size=5), "m": np.zeros(5), "v": np.zeros(5)}
+    _expect_sequence(run(adam_step), run(_reference_adam), start, 30, given, "adam_step", ("theta", "m", "v"))
+    return "the first step, a later step with other hyperparameters, and 30 steps on a quadratic"
+
+
+# ---------------------------------------------------------------------------------------------- 4.3
+
+_NORMAL_WITHIN_ONE_STD = 0.6827  # P(|z| < 1) for a standard normal; 0.577 for a uniform of the same variance
+
+
+@exercise(
+    "4.3",
+    "He initialization",
+    hint="fan_in = shape[0]; draw rng.normal(0.0, np.sqrt(2.0 / fan_in), size=shape) from the generator you "
+    "were given (never np.random.*: the result must depend on the seed only) and convert with .astype(dtype).",
+)
+def _(he_normal):
+    for shape, dtype in (((784, 256), "float32"), ((30, 10), "float64")):
+        got = he_normal(shape, seed=0, dtype=dtype)
+        expect_shape(got, shape, dtype=np.dtype(dtype), input={"shape": shape, "seed": 0, "dtype": dtype},
+                     what="he_normal(shape)")
+    first, again, other = (he_normal((50, 40), seed=seed) for seed in (7, 7, 8))
+    if not np.array_equal(first, again):
+        raise CheckFailure("two calls with seed=7 gave different weights: draw from the generator made from the "
+                           "seed (rng = mg.init.generator(seed, rng)), not from np.random",
+                           input={"shape": (50, 40), "seed": 7})
+    if np.array_equal(first, other):
+        raise CheckFailure("seeds 7 and 8 gave the same weights: the result must come from the generator",
+                           input={"shape": (50, 40), "seeds": (7, 8)})
+    generator = np.random.default_rng(3)
+    if np.array_equal(he_normal((20, 20), rng=generator), he_normal((20, 20), rng=generator)):
+        raise CheckFailure("two draws from one rng= gave the same weights: use the generator passed as rng=",
+                           input={"shape": (20, 20), "rng": _Text("np.random.default_rng(3), used twice")})
+    for shape in ((1000, 500), (50, 2000)):
+        given = {"shape": shape, "seed": 0}
+        weights = np.asarray(he_normal(shape, seed=0), dtype=np.float64)
+        want = np.sqrt(2 / shape[0])
+        expect_close(weights.std(), want, input=given, rtol=0.01,
+                     what=f"the standard deviation (it should be sqrt(2 / fan_in) with fan_in = {shape[0]})")
+        if abs(weights.mean()) > 0.01 * want:
+            raise CheckFailure(f"the mean is {weights.mean():.4g}; the weights should be centred at 0",
+                               input=given, expected=0.0, got=weights.mean())
+        within = np.mean(np.abs(weights) < want)
+        if abs(within - _NORMAL_WITHIN_ONE_STD) > 0.01:
+            raise CheckFailure(f"{within:.1%} of the weights lie within one standard deviation of 0; for a normal "
+                               f"distribution it is {_NORMAL_WITHIN_ONE_STD:.1%}. Draw from rng.normal",
+                               input=given, expected=_NORMAL_WITHIN_ONE_STD, got=within)
+    scale, xavier = _relu_depth_scale(he_normal), _relu_depth_scale(xavier_normal)
+    return (f"shapes, dtypes, seeds and statistics; through 20 ReLU layers your weights keep the scale of the "
+            f"activations ({scale:.2f}×; Xavier's would shrink it {1 / xavier:.0f}×)")
+
+
+def _relu_depth_scale(init, depth=20, width=256):
+    """How much the root mean square of activations changes through ``depth`` ReLU layers."""
+    rng = np.random.default_rng(0)
+    h = np.maximum(rng.normal(size=(500, width)), 0)
+    start = np.sqrt(np.mean(h**2))
+    for layer in range(depth):
+        h = np.maximum(h @ np.asarray(init((width, width), seed=layer), dtype=np.float64), 0)
+    return np.sqrt(np.mean(h**2)) / start
+
+
+# ---------------------------------------------------------------------------------------------- 4.4
+
+
+def _expect_node(got, what, given):
+    if not isinstance(got, Node):
+        raise CheckFailure(f"{what} should be a graph node (built from mg ops), not a {type(got).__name__}",
+                           input=given, got=got)
+
+
+@exercise(
+    "4.4",
+    "an L2 penalty as graph nodes",
+    hint="For each W: mg.reduce_sum(W * W) is its squared norm, a scalar node. Add them up with + and multiply "
+    "by rate / 2: the 1/2 makes the gradient rate * W.",
+)
+def _(l2_penalty):
+    rng = np.random.default_rng(44)
+    values = [rng.normal(size=(3, 2)), rng.normal(size=4), rng.normal(size=(2, 2))]
+    for count, rate in ((1, 0.1), (3, 0.01), (2, 0.0)):
+        weights = [Variable(value, name=f"W{i}") for i, value in enumerate(values[:count])]
+        given = {"weights": _Text(", ".join(describe(w) for w in weights)), "rate": rate}
+        penalty = l2_penalty(weights, rate)
+        _expect_node(penalty, "l2_penalty(weights, rate)", given)
+        if penalty.shape not in ((), None):
+            raise CheckFailure(f"the penalty should be a scalar node, not of shape {penalty.shape}: sum every "
+                               "entry (mg.reduce_sum without an axis)", input=given)
+        sess = Session()
+        expected = rate / 2 * sum(np.sum(value**2) for value in values[:count])
+        expect_close(sess.run(penalty), expected, input=given, rtol=1e-9, what="the penalty's value")
+        for w, value, g in zip(weights, values, gradients(penalty, weights)):
+            expect_close(sess.run(g), rate * value, input=given, rtol=1e-9,
+                         what=f"the gradient of the penalty with respect to {w.name} (it should be rate * {w.name})")
+    W = Variable(values[0].copy(), name="W")
+    data = rng.normal(size=(3, 2))
+    loss = ops.reduce_sum(constant(data) * W * W)
+    sess = Session()
+    sess.run(SGD(0.1).minimize(loss + l2_penalty([W], 0.5)))
+    expect_close(sess.run(W), (1 - 0.1 * 0.5) * values[0] - 0.1 * 2 * data * values[0], rtol=1e-9,
+                 input={"loss": _Text("sum(D * W * W)"), "lr": 0.1, "rate": 0.5},
+                 what="W after one SGD step on loss + penalty (it should be (1 - lr rate) W - lr dL/dW)")
+    return "values and gradients for one to three weights; an SGD step on loss + penalty decays W by (1 - lr rate)"
+
+
+# ---------------------------------------------------------------------------------------------- 4.5
+
+MNIST_EPOCHS, MNIST_BATCH, MNIST_LR, MNIST_DECAY, ACCURACY_FLOOR = 3, 256, 2e-3, 1e-2, 0.97
+
+
+def _reference_adamw(theta, grad, m, v, t, lr, weight_decay, beta1=0.9, beta2=0.999, eps=1e-8):
+    m = beta1 * m + (1 - beta1) * grad
+    v = beta2 * v + (1 - beta2) * grad**2
+    m_hat, v_hat = m / (1 - beta1**t), v / (1 - beta2**t)
+    return theta - lr * (m_hat / (np.sqrt(v_hat) + eps) + weight_decay * theta), m, v
+
+
+def _expect_optimizer(AdamW, lr, weight_decay):
+    if not (isinstance(AdamW, type) and issubclass(AdamW, Optimizer)):
+        raise CheckFailure("pass the class itself: check(\"4.5\", AdamW), a subclass of mg.optim.Optimizer",
+                           got=AdamW)
+    return AdamW(lr=lr, weight_decay=weight_decay)
+
+
+def _expect_steps(AdamW, lr, weight_decay, steps=5):
+    """Two float64 variables on a quadratic, ``steps`` runs of the update node, against the reference."""
+    shapes = {"w": (3,), "B": (2, 2)}
+    problems = {name: _quadratic(shape, seed=45 + i) for i, (name, shape) in enumerate(shapes.items())}
+    starts = {name: np.random.default_rng(6 + i).normal(size=shape) for i, (name, shape) in enumerate(shapes.items())}
+    variables = {name: Variable(start.copy(), name=name) for name, start in starts.items()}
+    loss = None
+    for name, var in variables.items():
+        curvature, linear = problems[name]
+        term = ops.reduce_sum(0.5 * constant(curvature) * var * var + constant(linear) * var)
+        loss = term if loss is None else loss + term
+    update = _expect_optimizer(AdamW, lr, weight_decay).minimize(loss)
+    if not isinstance(update, Node):
+        raise CheckFailure("minimize(loss) did not return a node: update(var, grad) should return the assign "
+                           "node(s) that change var", got=update)
+    given = {"loss": _Text("1/2 sum(h w²) + c·w + the same for B (float64 Variables w (3,), B (2, 2))"),
+             "lr": lr, "weight_decay": weight_decay}
+    written = {node.inputs[0] for node in topological_sort(update) if node.op.mutates}
+    for name, var in variables.items():
+        if var not in written:
+            raise CheckFailure(f"the update node never writes {name}: update(var, grad) must return the node that "
+                               "changes var (e.g. mg.assign_sub(var, ...)); nodes that are built but not returned "
+                               "never run", input=given)
+    sess = Session()
+    state = {name: (start, np.zeros_like(start), np.zeros_like(start)) for name, start in starts.items()}
+    for t in range(1, steps + 1):
+        sess.run(update)
+        for name, var in variables.items():
+            theta, m, v = state[name]
+            curvature, linear = problems[name]
+            state[name] = _reference_adamw(theta, curvature * theta + linear, m, v, t, lr, weight_decay)
+            expect_close(sess.run(var), state[name][0], input=given, rtol=1e-6, atol=1e-12,
+                         what=f"{name} after step {t}")
+
+
+@exercise(
+    "4.5",
+    "AdamW trains MNIST",
+    hint="In update: m, v = self.slot(var, 'm'), self.slot(var, 'v'); new_m = mg.assign(m, beta1 * m + "
+    "(1 - beta1) * grad) and likewise new_v with grad * grad; m_hat = new_m / (1 - beta1 ** self.step), "
+    "v_hat = new_v / (1 - beta2 ** self.step); return mg.assign_sub(var, self.learning_rate * (m_hat / "
+    "(mg.sqrt(v_hat) + eps) + weight_decay * var)). The decay is added to Adam's direction, not to the gradient.",
+)
+def _(AdamW):
+    _expect_steps(AdamW, lr=0.1, weight_decay=0.0)
+    _expect_steps(AdamW, lr=0.05, weight_decay=0.1)
+    history = _train_mnist(AdamW)
+    final = history["test_acc"][-1]
+    if not final >= ACCURACY_FLOOR:
+        raise CheckFailure(f"after {MNIST_EPOCHS} epochs the test accuracy is {final:.4f}; the MLP trained with AdamW "
+                           f"reaches more than {ACCURACY_FLOOR}. The test accuracy after each epoch:",
+                           got=[round(value, 4) for value in history["test_acc"]])
+    return Passed(f"5 steps as the reference's, with and without decay; a 784-256-10 MLP trained {MNIST_EPOCHS} "
+                  f"epochs with your AdamW: test accuracy {final:.1%}", value=history)
+
+
+def _train_mnist(AdamW):
+    """The chapter's MLP trained with the learner's optimizer; the history, evaluated after each epoch."""
+    from ..datasets import batches, load_mnist  # the data only when this check runs
+
+    rng = np.random.default_rng(0)
+    x, labels = placeholder("x", shape=(None, 784)), placeholder("labels", shape=(None,), dtype="int64")
+    logits = dense(dense(x, 256, activation=ops.relu, rng=rng), 10, rng=rng)
+    loss = ops.reduce_mean(ops.softmax_cross_entropy(logits, labels))
+    accuracy = ops.reduce_mean(ops.cast(ops.equal(ops.argmax(logits, axis=1), labels), "float32"))
+    train_step = _expect_optimizer(AdamW, MNIST_LR, MNIST_DECAY).minimize(loss)
+    data = {"train": load_mnist("train"), "test": load_mnist("test")}
+    history = {"epoch": [], "train_loss": [], "train_acc": [], "test_loss": [], "test_acc": []}
+    sess = Session()
+    for epoch in range(1, MNIST_EPOCHS + 1):
+        for images, digits in batches(*data["train"], MNIST_BATCH, rng=epoch):
+            sess.run(train_step, {x: images, labels: digits})
+        history["epoch"].append(epoch)
+        for split, (images, digits) in data.items():
+            split_loss, split_accuracy = sess.run([loss, accuracy], {x: images, labels: digits})
+            history[f"{split}_loss"].append(float(split_loss))
+            history[f"{split}_acc"].append(float(split_accuracy))
+    return history
