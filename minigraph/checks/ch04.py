@@ -278,7 +278,7 @@ def _(l2_penalty):
 
 # ---------------------------------------------------------------------------------------------- 4.5
 
-MNIST_EPOCHS, MNIST_BATCH, MNIST_LR, MNIST_DECAY, ACCURACY_FLOOR = 3, 256, 2e-3, 1e-2, 0.97
+MNIST_EPOCHS, MNIST_BATCH, MNIST_LR, MNIST_DECAY, ACCURACY_FLOOR = 3, 128, 2e-3, 1e-2, 0.97
 
 
 def _reference_adamw(theta, grad, m, v, t, lr, weight_decay, beta1=0.9, beta2=0.999, eps=1e-8):
@@ -347,8 +347,9 @@ def _(AdamW):
         raise CheckFailure(f"after {MNIST_EPOCHS} epochs the test accuracy is {final:.4f}; the MLP trained with AdamW "
                            f"reaches more than {ACCURACY_FLOOR}. The test accuracy after each epoch:",
                            got=[round(value, 4) for value in history["test_acc"]])
+    # The accuracy itself is left to the plot of the history: its last digits may differ between machines.
     return Passed(f"5 steps as the reference's, with and without decay; a 784-256-10 MLP trained {MNIST_EPOCHS} "
-                  f"epochs with your AdamW: test accuracy {final:.1%}", value=history)
+                  f"epochs with your AdamW passes {ACCURACY_FLOOR:.0%} test accuracy", value=history)
 
 
 def _train_mnist(AdamW):
