@@ -18,8 +18,8 @@ The exercise notebook is the same notebook with each block replaced, at the mark
 
 with every output, execution count and execution timing cleared; cell ids, the rest of the cell metadata
 and the markdown are kept. Cells tagged ``solution-only`` are left out (for instance a cell that shows off
-the solved function: in the exercise notebook it would raise), and so is the notebook's saved widget
-state. Generating also removes exercise notebooks whose solution notebook is gone. The output is nbformat's own JSON, so
+the solved function: in the exercise notebook it would raise); of the notebook's metadata only the kernel
+is kept. Generating also removes exercise notebooks whose solution notebook is gone. The output is nbformat's own JSON, so
 generating twice gives the same bytes.
 """
 
@@ -83,7 +83,9 @@ def exercise_notebook(solution_path):
             cell.metadata.pop("execution", None)
         cells.append(cell)
     notebook.cells = cells
-    notebook.metadata.pop("widgets", None)
+    # Of the notebook's metadata only the kernel is kept: what a run recorded (the Python version, saved
+    # widget state) would make the exercises stale whenever a solution is re-executed elsewhere.
+    notebook.metadata = {"kernelspec": notebook.metadata.get("kernelspec", {}), "language_info": {"name": "python"}}
     return nbformat.writes(notebook) + "\n"
 
 
