@@ -15,6 +15,11 @@ def naive_softmax(z):
     return np.exp(z) / np.exp(z).sum(axis=-1, keepdims=True)
 
 
+def softmax_shifted_by_the_global_maximum(z):
+    e = np.exp(z - z.max())
+    return e / e.sum(axis=-1, keepdims=True)
+
+
 def softmax_in_place(z):
     z -= z.max(axis=-1, keepdims=True)
     return naive_softmax(z)
@@ -104,6 +109,7 @@ def test_a_right_answer_passes(exercise, function, capsys):
     "exercise, function, diagnosis",
     [
         ("1.1", naive_softmax, "softmax(z) holds inf or nan: exp overflowed"),
+        ("1.1", softmax_shifted_by_the_global_maximum, "Subtract each row's own maximum"),
         ("1.1", softmax_in_place, "your function changed its input array in place"),
         ("1.2", summed_cross_entropy, "this is the sum over the batch: the loss is the mean"),
         ("1.2", log_of_softmax_cross_entropy, "the loss is inf, expected 10000"),

@@ -96,7 +96,10 @@ def _(softmax):
         got = _call_unchanged(softmax, z)
         expect_shape(got, z.shape, input=z, what="softmax(z)")
         if not np.all(np.isfinite(got)):
-            raise CheckFailure("softmax(z) holds inf or nan: exp overflowed", input=z, got=got)
+            raise CheckFailure(
+                "softmax(z) holds inf or nan: exp overflowed, or a whole row underflowed to 0 and 0/0 gave nan. "
+                "Subtract each row's own maximum (axis=-1, keepdims=True), not one maximum for the whole array",
+                input=z, got=got)
         expect_close(got, np.exp(reference_log_softmax(z)), input=z, what="softmax(z)")
     z32 = rng.normal(size=(3, 10)).astype(np.float32)
     expect_shape(softmax(z32), z32.shape, dtype=np.float32, input=z32, what="softmax of a float32 array")
