@@ -221,7 +221,8 @@ def _(Affine):
     for x_kind, W_kind, batch in [("placeholder", "variable", 2), ("placeholder", "placeholder", 1),
                                   ("variable", "variable", 3)]:
         x_shape = (batch, 4) if x_kind == "variable" else (None, 4)
-        x, W, b = _source(x_kind, "x", x_shape, rng), _source(W_kind, "W", (4, 3), rng), _source("variable", "b", (3,), rng)
+        x, W = _source(x_kind, "x", x_shape, rng), _source(W_kind, "W", (4, 3), rng)
+        b = _source("variable", "b", (3,), rng)
         node = op(x, W, b)
         feeds = {}
         if x_kind == "placeholder":
@@ -313,8 +314,9 @@ def _(evaluate):
          {model["x"]: x_model, model["labels"]: labels}),
         ("fetching sources and the same node twice", [model["W"], model["x"], model["logits"], model["logits"]],
          {model["x"]: x_model}),
-        ("a feed that is not needed", [three["c"]], {three["a"]: np.ones(3, np.float32), three["b"]:
-                                                     np.ones(3, np.float32), diamond["x"]: np.ones((1, 3), np.float32)}),
+        ("a feed that is not needed", [three["c"]], {three["a"]: np.ones(3, np.float32),
+                                                     three["b"]: np.ones(3, np.float32),
+                                                     diamond["x"]: np.ones((1, 3), np.float32)}),
     ]
     for name, fetches, feeds in cases:
         _expect_evaluates(evaluate, fetches, feeds, name)
