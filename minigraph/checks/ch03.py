@@ -383,7 +383,8 @@ def _reverse_mode_graphs(rng):
     graphs = []
     (x,), feed = _inputs(rng, x=())
     feed[x] = np.array(3.0)
-    graphs.append(_Graph("y = x * x + x", x * x + x, [x], feed))
+    graphs.append(_Graph("y = x * x + x: x is used three times, so its partial adjoints are summed", x * x + x,
+                         [x], feed))
     (x, w, b), feed = _inputs(rng, x=((None, 4), 5), w=(4, 3), b=(3,))
     labels = placeholder("labels", shape=(None,), dtype="int64")
     feed[labels] = rng.integers(0, 3, size=5)
