@@ -77,6 +77,8 @@ def l2_loss(x):
 
 def weight_decay(weights, rate):
     """``rate * sum_w sum(w²) / 2``: add it to a loss and each ``w`` is pulled toward 0 by ``rate * w``."""
+    if not weights:
+        raise ValueError("weight_decay needs at least one weight, e.g. weight_decay([W1, W2], 1e-4)")
     total = l2_loss(weights[0])
     for w in weights[1:]:
         total = total + l2_loss(w)

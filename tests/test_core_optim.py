@@ -1,5 +1,7 @@
 """Optimizers (against numpy references of their formulas), schedules, initializers and layer helpers."""
 
+import re
+
 import numpy as np
 import pytest
 
@@ -205,3 +207,21 @@ def test_weight_decay_pulls_weights_toward_zero():
     penalty = mg.nn.weight_decay([w1, w2], 0.1)
     value, g1, g2 = mg.Session().run([penalty, *mg.gradients(penalty, [w1, w2])])
     assert np.isclose(value, 0.1 * (1 + 4 + 9) / 2) and np.allclose(g1, [0.1, -0.2]) and np.allclose(g2, [[0.3]])
+
+
+@pytest.mark.parametrize("broken, fragment", [
+    (lambda y, xs: None, "must return a list of 2 nodes"),
+    (lambda y, xs: [mg.gradients(y, xs[0])], "must return a list of 2 nodes"),
+    (lambda y, xs: [mg.gradients(y, xs[0]), None], "gave None for 'b' (3,)"),
+    (lambda y, xs: [mg.gradients(y, xs[0]), mg.reduce_sum(xs[1])], "gave <reduce_sum"),
+])
+def test_minimize_names_a_broken_gradients_function(broken, fragment):
+    W, b = mg.Variable(np.ones((2, 3)), name="W"), mg.Variable(np.zeros(3), name="b")
+    loss = mg.reduce_sum(mg.reduce_sum(W, axis=0) + b)
+    with pytest.raises(ValueError, match=re.escape(fragment)):
+        mg.optim.SGD(0.1, gradients=broken).minimize(loss, [W, b])
+
+
+def test_weight_decay_of_no_weights_is_a_clear_error():
+    with pytest.raises(ValueError, match="needs at least one weight"):
+        mg.nn.weight_decay([], 1e-4)

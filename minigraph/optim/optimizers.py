@@ -3,7 +3,7 @@
 import numpy as np
 
 from ..autodiff import gradients as autodiff_gradients
-from ..graph import Node, Variable, role_scope, trainable_variables
+from ..graph import Node, Variable, describe, role_scope, shapes_compatible, trainable_variables
 from ..ops import NoGradient, assign, assign_add, assign_sub, cast, group, sqrt
 
 
@@ -38,7 +38,7 @@ class Optimizer:
         if not var_list:
             raise ValueError(f"minimize: {loss.name!r} depends on no trainable Variable")
         with role_scope("gradient"):
-            grads = self.gradients(loss, var_list)
+            grads = self._checked(self.gradients(loss, var_list), var_list)
         with role_scope("update"):
             count = assign_add(self.iterations, 1)
             self.step = cast(count, loss.dtype)
@@ -48,6 +48,18 @@ class Optimizer:
                 result = self.update(var, grad)
                 updates += list(result) if isinstance(result, (list, tuple)) else [result]
             return group(*updates, count, name=f"{type(self).__name__.lower()}_step")
+
+    def _checked(self, grads, var_list):
+        """The result of ``self.gradients``, checked: one node per variable, shaped like it."""
+        grads = list(grads) if isinstance(grads, (list, tuple)) else grads
+        if not isinstance(grads, list) or len(grads) != len(var_list):
+            raise ValueError(f"minimize: the gradients function must return a list of {len(var_list)} nodes, "
+                             f"one per variable, not {grads!r}")
+        for var, grad in zip(var_list, grads):
+            if not isinstance(grad, Node) or not shapes_compatible(grad.shape, var.shape):
+                raise ValueError(f"minimize: the gradients function gave {grad!r} for {describe(var)}; "
+                                 "each gradient must be a node shaped like its variable")
+        return grads
 
     def update(self, var, grad):
         raise NotImplementedError(f"{type(self).__name__}.update(var, grad) is not implemented")
