@@ -14,6 +14,7 @@ import numpy as np
 
 X_KEYS = ("epoch", "step")
 METRIC_LABELS = {"loss": "cross-entropy loss", "acc": "accuracy"}
+LINE_STYLES = ("-", "--", ":", "-.")
 
 
 def digits(images, labels=None, rows=4, cols=10, predictions=None):
@@ -69,10 +70,11 @@ def training_curves(history, title=None):
 def compare(histories, metric="test_acc", title=None, ylim=None):
     """Plot one metric of several runs on one axis: ``histories`` maps a label to a history."""
     fig, ax = plt.subplots(figsize=(6.5, 3.8))
-    for label, history in histories.items():
+    for run, (label, history) in enumerate(histories.items()):
         if metric not in history:
             raise ValueError(f"history {label!r} has no {metric!r}; it has {sorted(history)}")
-        ax.plot(history[_x_key(history)], history[metric], marker=".", label=label)
+        style = LINE_STYLES[run % len(LINE_STYLES)]  # runs that coincide stay visible
+        ax.plot(history[_x_key(history)], history[metric], style, marker=".", label=label)
     ax.set_xlabel(_x_key(next(iter(histories.values()))))
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     split, _, kind = metric.partition("_")
