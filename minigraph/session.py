@@ -48,18 +48,12 @@ class Executor:
             if isinstance(node, Placeholder):
                 self._placeholders.append((node, index))
             elif isinstance(node, Variable):
-                self._template[index] = self.variable_buffer(node)
+                self._template[index] = variable_buffer(self.variables, node)
             elif isinstance(node, Constant):
                 self._template[index] = node.constant
             else:
                 self._steps.append((node.op.compute, node, _gatherer([slot[x] for x in node.inputs]), index))
         self._fetch_slots = [slot[t] for t in self._targets]
-
-    def variable_buffer(self, var):
-        """The array holding ``var``'s value, created from its initial value on first use."""
-        if var not in self.variables:
-            self.variables[var] = np.array(var.initial_value, copy=True)
-        return self.variables[var]
 
     def run(self, feed_dict=None):
         """Compute the fetches; returns their values as a list."""
@@ -84,6 +78,13 @@ class Executor:
         needing = next((f for f in self.fetches if placeholder in topological_sort([f])), None)
         reason = "the sort's order contains it" if needing is None else f"fetch {needing.name!r} depends on it"
         return KeyError(f"placeholder {describe(placeholder)} must be fed: {reason} (add it to feed_dict)")
+
+
+def variable_buffer(variables, var):
+    """The array holding ``var``'s value in ``variables``, a copy of its initial value made on first use."""
+    if var not in variables:
+        variables[var] = np.array(var.initial_value, copy=True)
+    return variables[var]
 
 
 def _gatherer(slots):
@@ -249,9 +250,7 @@ class Session:
         value = np.asarray(value)
         if value.shape != var.shape:
             raise ValueError(f"set_value: variable {describe(var)} cannot take a value of shape {format_shape(value.shape)}")
-        if var not in self.variables:
-            self.variables[var] = np.array(var.initial_value, copy=True)
-        np.copyto(self.variables[var], value, casting="same_kind")
+        np.copyto(variable_buffer(self.variables, var), value, casting="same_kind")
 
     def close(self):
         """Forget the variables' values and the compiled executors."""
