@@ -73,6 +73,18 @@ def test_shape_errors_are_raised_when_building(build, fragment):
     assert fragment in str(error.value)
 
 
+def test_axes_are_checked_against_the_rank_even_of_a_scalar():
+    scalar, m = mg.placeholder("s", ()), mg.placeholder("m", (2, 3, 4))
+    with pytest.raises(mg.ShapeError, match=r"'s' \(\): axes \(0,\) are not a permutation of 0 axes"):
+        mg.transpose(scalar, (0,))
+    with pytest.raises(mg.ShapeError, match=r"axes \(2, 0, 0\) are not a permutation of 3 axes"):
+        mg.transpose(m, (2, 0, 0))
+    with pytest.raises(mg.ShapeError, match=r"axis \(0,\) is out of range or repeated for rank 0"):
+        mg.reduce_sum(scalar, 0)
+    assert mg.transpose(m, (-1, 0, 1)).shape == (4, 2, 3) and mg.reduce_sum(m, (-1, 0)).shape == (3,)
+    assert mg.expand_dims(m, (0, -1)).shape == (1, 2, 3, 4, 1)
+
+
 def test_topological_sort_is_deterministic_and_puts_inputs_first():
     a, b = mg.placeholder("a"), mg.placeholder("b")
     c = a * b

@@ -6,7 +6,7 @@ import numpy as np
 
 from ..graph import Op
 from .elementwise import NoGradient, float_dtype
-from .shape import broadcast_to, expand_dims, shape_like
+from .shape import broadcast_to, expand_dims, shape_like, valid_axes
 
 
 def _axis_tuple(axis):
@@ -27,7 +27,7 @@ class Reduce(Op):
         if self.axis is None:
             return tuple(range(len(shape)))
         rank = len(shape)
-        if not all(-rank <= a < rank for a in self.axis) or len({a % rank for a in self.axis}) != len(self.axis):
+        if not valid_axes(self.axis, rank):
             raise self.shape_error(node, f"axis {self.axis} is out of range or repeated for rank {rank}")
         return tuple(sorted(a % rank for a in self.axis))
 

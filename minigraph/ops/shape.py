@@ -32,6 +32,11 @@ def static_broadcast(op, node, shapes):
     return tuple(result)
 
 
+def valid_axes(axes, rank):
+    """True if each axis lies in ``[-rank, rank)`` (negative ones count from the end) and none repeats."""
+    return all(-rank <= a < rank for a in axes) and len({a % rank for a in axes}) == len(axes)
+
+
 def may_broadcast(source, target):
     """True if an array of static shape ``source`` may broadcast to static shape ``target``."""
     if len(source) > len(target):
@@ -189,7 +194,7 @@ class Transpose(Op):
             return None
         if self.axes is None:
             return shape[::-1]
-        if sorted(a % len(shape) for a in self.axes) != list(range(len(shape))) or not all(-len(shape) <= a < len(shape) for a in self.axes):
+        if len(self.axes) != len(shape) or not valid_axes(self.axes, len(shape)):
             raise self.shape_error(node, f"axes {self.axes} are not a permutation of {len(shape)} axes")
         return tuple(shape[a] for a in self.axes)
 
@@ -218,9 +223,9 @@ class ExpandDims(Op):
         if shape is None:
             return None
         rank = len(shape) + len(self.axis)
-        axes = sorted(a % rank for a in self.axis)
-        if len(set(axes)) != len(axes) or not all(-rank <= a < rank for a in self.axis):
+        if not valid_axes(self.axis, rank):
             raise self.shape_error(node, f"axis {self.axis} is out of range or repeated for a result of rank {rank}")
+        axes = {a % rank for a in self.axis}
         dims = iter(shape)
         return tuple(1 if i in axes else next(dims) for i in range(rank))
 
