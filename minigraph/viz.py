@@ -12,7 +12,7 @@ import re
 import graphviz
 
 from .graph import Constant, Node, Placeholder, Variable, format_shape, topological_sort
-from .ops import BroadcastTo, Count, OnesLike, Reshape, SumTo, ZerosLike
+from .ops import Count, OnesLike, ToShape, ZerosLike
 
 FONT = "Helvetica"
 STYLES = {  # kind -> graphviz node attributes
@@ -28,7 +28,6 @@ STYLES = {  # kind -> graphviz node attributes
     "assign": {"shape": "box", "style": "filled,rounded,bold", "fillcolor": "#bbf7d0", "color": "#15803d"},
 }
 SYMBOLS = {"add": "+", "sub": "−", "mul": "×", "div": "÷", "neg": "−x"}
-SHAPE_ONLY_OPS = (BroadcastTo, SumTo, Reshape)  # their second input, if any, gives just a shape
 
 
 class Drawing(graphviz.Digraph):
@@ -140,7 +139,7 @@ def _op_text(node):
 
 def _uses_only_shape(node, position):
     """True for an input whose value is not used, only its shape (drawn as a dashed edge)."""
-    return (isinstance(node.op, SHAPE_ONLY_OPS) and position == 1) or isinstance(node.op, (Count, ZerosLike, OnesLike))
+    return (isinstance(node.op, ToShape) and position == 1) or isinstance(node.op, (Count, ZerosLike, OnesLike))
 
 
 def _escape(text):

@@ -56,6 +56,7 @@ from .shape import (
     ExpandDims,
     Reshape,
     SumTo,
+    ToShape,
     Transpose,
     broadcast_to,
     expand_dims,

@@ -61,10 +61,6 @@ def broadcast_keeps_shape(x, node):
     return True
 
 
-def _target_shape(op, input_values):
-    return op.shape if op.shape is not None else input_values[1].shape
-
-
 def _shape_node(op_class, x, shape, name):
     """``op_class(shape)(x)`` for a tuple, ``op_class(None)(x, shape)`` for a node giving the shape."""
     if isinstance(shape, Node):
@@ -75,60 +71,68 @@ def _shape_node(op_class, x, shape, name):
     return op_class(tuple(int(d) for d in shape))(x, name=name)
 
 
-def _no_grad_for_shape_input(node, grad):
-    return [grad] + [None] * (len(node.inputs) - 1)
-
-
-class BroadcastTo(Op):
-    """``broadcast_to(x, shape)``: numpy broadcasting made explicit. Gradient: ``sum_to(g, shape of x)``."""
-
-    name = "broadcast_to"
+class ToShape(Op):
+    """Base of broadcast_to, sum_to and reshape, whose parameter is a target ``shape``: a tuple of ints, or
+    ``None`` for "the run-time shape of input 1" — a node that gives only its shape and gets no gradient."""
 
     def __init__(self, shape):
         self.shape = shape
 
+    def static_target(self, input_shapes):
+        """The target shape as far as it is known when the node is built."""
+        return self.shape if self.shape is not None else input_shapes[1]
+
+    def target(self, input_values):
+        """The target shape at run time."""
+        return self.shape if self.shape is not None else input_values[1].shape
+
+    def input_gradients(self, node, grad):
+        """``grad`` for ``x``, and ``None`` for a shape-giving input."""
+        return [grad] + [None] * (len(node.inputs) - 1)
+
+
+class BroadcastTo(ToShape):
+    """``broadcast_to(x, shape)``: numpy broadcasting made explicit. Gradient: ``sum_to(g, shape of x)``."""
+
+    name = "broadcast_to"
+
     def compute(self, node, input_values):
         x = input_values[0]
-        result = np.empty(_target_shape(self, input_values), x.dtype)
+        result = np.empty(self.target(input_values), x.dtype)
         np.copyto(result, x)  # a new array: for the small arrays of gradients, faster than np.broadcast_to
         return result
 
     def infer_shape(self, node, input_shapes):
-        target = self.shape if self.shape is not None else input_shapes[1]
-        if target is not None and input_shapes[0] is not None:
-            if not may_broadcast(input_shapes[0], target):
-                raise self.shape_error(node, f"{format_shape(input_shapes[0])} does not broadcast to {format_shape(target)}")
+        source, target = input_shapes[0], self.static_target(input_shapes)
+        if source is not None and target is not None and not may_broadcast(source, target):
+            raise self.shape_error(node, f"{format_shape(source)} does not broadcast to {format_shape(target)}")
         return target
 
     def gradient(self, node, output_grad):
-        return _no_grad_for_shape_input(node, sum_to(output_grad, shape_like(node.inputs[0])))
+        return self.input_gradients(node, sum_to(output_grad, shape_like(node.inputs[0])))
 
     def tangent(self, node, input_tangents):
         return None if input_tangents[0] is None else broadcast_to(input_tangents[0], shape_like(node))
 
 
-class SumTo(Op):
+class SumTo(ToShape):
     """``sum_to(x, shape)``: sum ``x`` down to ``shape`` — over the leading axes broadcasting added and the
     axes where ``shape`` has size 1. The adjoint of ``broadcast_to``: its gradient is ``broadcast_to``."""
 
     name = "sum_to"
     returns_view = True  # returns x itself when it already has the shape
 
-    def __init__(self, shape):
-        self.shape = shape
-
     def compute(self, node, input_values):
-        return sum_to_shape(input_values[0], _target_shape(self, input_values))
+        return sum_to_shape(input_values[0], self.target(input_values))
 
     def infer_shape(self, node, input_shapes):
-        target = self.shape if self.shape is not None else input_shapes[1]
-        if target is not None and input_shapes[0] is not None:
-            if not may_broadcast(target, input_shapes[0]):
-                raise self.shape_error(node, f"{format_shape(input_shapes[0])} cannot be summed to {format_shape(target)}")
+        source, target = input_shapes[0], self.static_target(input_shapes)
+        if source is not None and target is not None and not may_broadcast(target, source):
+            raise self.shape_error(node, f"{format_shape(source)} cannot be summed to {format_shape(target)}")
         return target
 
     def gradient(self, node, output_grad):
-        return _no_grad_for_shape_input(node, broadcast_to(output_grad, shape_like(node.inputs[0])))
+        return self.input_gradients(node, broadcast_to(output_grad, shape_like(node.inputs[0])))
 
     def tangent(self, node, input_tangents):
         return None if input_tangents[0] is None else sum_to(input_tangents[0], shape_like(node))
@@ -144,21 +148,18 @@ def sum_to_shape(value, shape):
     return value.sum(axis=axes, keepdims=True).reshape(shape)
 
 
-class Reshape(Op):
+class Reshape(ToShape):
     """``reshape(x, shape)``; one entry of ``shape`` may be -1. Gradient: ``g`` reshaped back to ``x``'s shape."""
 
     name = "reshape"
     returns_view = True
 
-    def __init__(self, shape):
-        self.shape = shape
-
     def compute(self, node, input_values):
-        return np.reshape(input_values[0], _target_shape(self, input_values))
+        return np.reshape(input_values[0], self.target(input_values))
 
     def infer_shape(self, node, input_shapes):
         if self.shape is None:
-            return input_shapes[1]
+            return self.static_target(input_shapes)
         target, source = self.shape, input_shapes[0]
         if sum(d == -1 for d in target) > 1 or any(d < -1 for d in target):
             raise self.shape_error(node, f"target {target} may hold at most one -1 and no other negative size")
@@ -170,7 +171,7 @@ class Reshape(Op):
         return tuple(size // known if d == -1 else d for d in target)
 
     def gradient(self, node, output_grad):
-        return _no_grad_for_shape_input(node, reshape(output_grad, shape_like(node.inputs[0])))
+        return self.input_gradients(node, reshape(output_grad, shape_like(node.inputs[0])))
 
     def tangent(self, node, input_tangents):
         return None if input_tangents[0] is None else reshape(input_tangents[0], shape_like(node))
