@@ -15,6 +15,11 @@ def _axis_tuple(axis):
     return tuple(int(a) for a in axis) if isinstance(axis, (tuple, list)) else (int(axis),)
 
 
+def element_count(x, axis):
+    """numpy: the number of elements of ``x`` along the axes ``axis`` (a tuple; ``None`` for all)."""
+    return x.size if axis is None else math.prod(x.shape[a] for a in axis)
+
+
 class Reduce(Op):
     """Base of reductions over ``axis`` (an int, a tuple, or ``None`` for all axes)."""
 
@@ -70,8 +75,7 @@ class ReduceMean(Reduce):
 
     def compute(self, node, input_values):
         (x,) = input_values
-        count = x.size if self.axis is None else math.prod(x.shape[a] for a in self.axis)
-        return x.sum(axis=self.axis, keepdims=self.keepdims) / count  # np.mean, without its Python overhead
+        return x.sum(axis=self.axis, keepdims=self.keepdims) / element_count(x, self.axis)  # np.mean, leaner
 
     def infer_dtype(self, node, input_dtypes):
         return float_dtype(input_dtypes)
@@ -102,9 +106,7 @@ class Count(NoGradient):
         self.axis = axis
 
     def compute(self, node, input_values):
-        (x,) = input_values
-        size = x.size if self.axis is None else math.prod(x.shape[a] for a in self.axis)
-        return np.asarray(size, dtype=node.dtype)
+        return np.asarray(element_count(input_values[0], self.axis), dtype=node.dtype)
 
     def infer_dtype(self, node, input_dtypes):
         return float_dtype(input_dtypes)
