@@ -9,6 +9,7 @@ that lives in a Session (and that update ops change), a :class:`Constant` holds 
 """
 
 import contextlib
+import numbers
 import re
 
 import numpy as np
@@ -126,7 +127,7 @@ class Node:
         return ops.pow(self, exponent)
 
     def __rpow__(self, base):
-        if not base > 0:
+        if not (isinstance(base, numbers.Real) and base > 0):
             raise ValueError(f"{base} ** {self.name!r}: a number raised to a node needs a positive base")
         return ops.exp(self * float(np.log(base)))  # b ** x = exp(x log b)
 

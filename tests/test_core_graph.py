@@ -28,6 +28,17 @@ def test_python_numbers_keep_the_dtype_and_numpy_arrays_defer_to_nodes():
     assert value.dtype == np.float32 and np.array_equal(value, [3, 3, 3])
 
 
+def test_powers_need_a_number_exponent_and_a_positive_number_base():
+    x = mg.placeholder("x", (2,))
+    assert (2.0**x).op.name == "exp" and (x**np.float32(3)).op.exponent == 3
+    for exponent in ("2", np.ones(2), x):
+        with pytest.raises(TypeError, match="pow: the exponent must be a number, got"):
+            x**exponent
+    for base in (-2.0, np.array([2.0, 3.0])):
+        with pytest.raises(ValueError, match="a number raised to a node needs a positive base"):
+            base**x
+
+
 def test_python_values_become_float32_or_int64_and_arrays_keep_their_dtype():
     assert mg.constant(1.5).dtype == np.float32 and mg.constant([1, 2]).dtype == np.int64
     assert mg.constant(np.zeros(2)).dtype == np.float64 and mg.Variable([[0.0]]).dtype == np.float32

@@ -4,6 +4,8 @@ Gradients of binary ops pass through :func:`unbroadcast`: where numpy broadcast 
 ``(10,)`` added to ``(N, 10)``), the adjoint sums the gradient back down to the input's shape.
 """
 
+import numbers
+
 import numpy as np
 
 from ..graph import Node, Op, as_node
@@ -346,12 +348,14 @@ class Cast(Op):
         return input_shapes[0]
 
     def gradient(self, node, output_grad):
-        (x,) = node.inputs
-        return [cast(output_grad, x.dtype) if x.dtype.kind == "f" and self.dtype.kind == "f" else None]
+        return [cast(output_grad, node.inputs[0].dtype) if self._between_floats(node) else None]
 
     def tangent(self, node, input_tangents):
-        (x,) = node.inputs
-        return cast(input_tangents[0], self.dtype) if x.dtype.kind == "f" and self.dtype.kind == "f" else None
+        return cast(input_tangents[0], self.dtype) if self._between_floats(node) else None
+
+    def _between_floats(self, node):
+        """Only a cast from floats to floats is differentiable (to or from integers, it is piecewise constant)."""
+        return node.inputs[0].dtype.kind == "f" and self.dtype.kind == "f"
 
 
 # ---------------------------------------------------------------------------------------------- builders
@@ -396,7 +400,7 @@ def neg(x, name=None):
 
 def pow(x, exponent, name=None):
     """``x ** exponent`` for a number ``exponent``."""
-    if isinstance(exponent, Node) or not np.isscalar(exponent):
+    if not isinstance(exponent, numbers.Number):
         raise TypeError(f"pow: the exponent must be a number, got {type(exponent).__name__} (for a node exponent use exp(e * log(x)))")
     return Pow(exponent)(x, name=name)
 
