@@ -43,10 +43,11 @@ class NotebookRun:
     def exercises(self):
         """Every exercise of this notebook, in order: its chapter's, the ones it checks, the ones it logged."""
         chapter = self.path.name[:2]
+        known = dict(all_exercises())
         ids = set(self.statuses) | set(self.checked_in_source)
         if chapter.isdigit():
-            ids |= {key for key, _ in all_exercises() if key.split(".")[0] == str(int(chapter))}
-        titles = dict(all_exercises()) | self.titles
+            ids |= {key for key in known if key.split(".")[0] == str(int(chapter))}
+        titles = known | self.titles
         return [(key, titles.get(key, "")) for key in sorted(ids, key=exercise_order)]
 
     def outcome(self, exercise_id):

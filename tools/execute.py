@@ -23,6 +23,7 @@ from nbclient.exceptions import CellExecutionError, CellTimeoutError
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 from conftest import SINGLE_THREADED_BLAS  # noqa: E402  (the tests' kernel settings, shared)
+from minigraph.progress import find_notebooks  # noqa: E402
 
 DEFAULT_FOLDERS = ("notebooks", "solutions")
 KERNEL_NAME = "python3"
@@ -31,19 +32,6 @@ CELL_TIMEOUT_SECONDS = 600
 
 class NotebookFailed(Exception):
     """A cell of a notebook raised or timed out; the message names the notebook and the cell."""
-
-
-def find_notebooks(paths):
-    """Expand notebooks and folders of notebooks into a sorted list of notebook paths."""
-    notebooks = []
-    for path in map(Path, paths):
-        if path.is_dir():
-            notebooks.extend(sorted(path.glob("*.ipynb")))
-        elif path.suffix == ".ipynb" and path.is_file():
-            notebooks.append(path)
-        else:
-            raise SystemExit(f"error: {path} is neither a notebook (.ipynb) nor a folder")
-    return notebooks
 
 
 def kernel_environment():
@@ -84,7 +72,10 @@ def main(argv=None):
     if args.jobs < 1:
         parser.error("--jobs must be at least 1")
 
-    notebooks = find_notebooks(args.paths or [REPO / folder for folder in DEFAULT_FOLDERS])
+    try:
+        notebooks = find_notebooks(args.paths or [REPO / folder for folder in DEFAULT_FOLDERS])
+    except FileNotFoundError as error:
+        raise SystemExit(f"error: {error}") from None
     if not notebooks:
         print("no notebooks to execute")
         return 0
