@@ -2,9 +2,10 @@
 that renders inline in Jupyter as SVG.
 
 Node kinds are drawn distinctly: placeholders (blue, input slant), variables (amber boxes; dashed when
-not trainable, like optimizer state), constants (grey, small), ops (ellipses with the op and its parameters); nodes built by ``gradients`` are red,
-by ``jvp`` purple, updates and assigns green; every node shows its static shape. Node ids follow a
-topological numbering, so the same graph always gives the same DOT source.
+not trainable, like optimizer state), constants (grey, small), ops (ellipses with the op and its
+parameters); nodes built by ``gradients`` are red, by ``jvp`` purple, updates and assigns green; an input
+used only for its shape is a dashed edge. Each node shows its static shape (unless ``show_shapes=False``).
+Node ids follow a topological numbering, so the same graph always gives the same DOT source.
 """
 
 import re
@@ -116,16 +117,16 @@ def _label(node, show_shapes):
 
 def _op_text(node):
     """The op's symbol or name, with its parameters that matter: ``matmul (Bᵀ)``, ``reduce_sum axis=1``."""
-    op, params = node.op, dict(vars(node.op))
+    op = node.op
     if op.name in SYMBOLS:
         return SYMBOLS[op.name]
     if op.name == "pow":
-        return f"x^{params['exponent']:g}"
+        return f"x^{op.exponent:g}"
     if op.name == "matmul":
         flags = [letter + "ᵀ" for letter, flag in (("A", op.transpose_a), ("B", op.transpose_b)) if flag]
         return "matmul" + (f" ({', '.join(flags)})" if flags else "")
     shown = []
-    for key, value in params.items():
+    for key, value in node.attrs.items():
         if key == "axis" and value is not None:
             shown.append(f"axis={value[0] if isinstance(value, tuple) and len(value) == 1 else value}")
         elif key == "keepdims" and value:
