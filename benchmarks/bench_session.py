@@ -22,7 +22,7 @@ import time
 import numpy as np
 
 import minigraph as mg
-from minigraph.datasets import load_mnist
+from minigraph.datasets import batches, load_mnist
 
 BATCH, LR, HIDDEN = 128, 0.1, 256
 
@@ -33,11 +33,6 @@ def initial_weights(sizes, seed=0):
     for fan_in, fan_out in zip(sizes, sizes[1:]):
         weights += [mg.init.he_normal((fan_in, fan_out), rng=rng), np.zeros(fan_out, np.float32)]
     return weights
-
-
-def batches(images, labels, seed=0):
-    order = np.random.default_rng(seed).permutation(len(images))
-    return [(images[order[i:i + BATCH]], labels[order[i:i + BATCH]]) for i in range(0, len(images), BATCH)]
 
 
 # ---------------------------------------------------------------------------------------------- minigraph
@@ -214,7 +209,7 @@ def main(argv=None):
     print(f"numpy {np.__version__}, OPENBLAS_NUM_THREADS={os.environ.get('OPENBLAS_NUM_THREADS', 'unset')}, "
           f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}")
     images, labels = load_mnist("train", data_dir=args.data_dir)
-    data = batches(images, labels)
+    data = list(batches(images, labels, BATCH, rng=0))  # a list: every trainer and repeat gets the same batches
     per_node_overhead()
     compare_training("Softmax regression 784-10", [784, 10], data, args.repeats)
     compare_training(f"MLP 784-{HIDDEN}-ReLU-10", [784, HIDDEN, 10], data, args.repeats)
