@@ -182,10 +182,15 @@ initialize_all_variables = global_variables_initializer
 # ---------------------------------------------------------------------------------------------- nn, train
 
 
+def _require_keywords(function, _sentinel, labels, logits):
+    """TF-1 refuses positional arguments here (``_sentinel`` catches one); so does the facade."""
+    if _sentinel is not None or labels is None or logits is None:
+        raise TypeError(f"{function} takes keyword arguments: labels=..., logits=...")
+
+
 def softmax_cross_entropy_with_logits(_sentinel=None, labels=None, logits=None, dim=-1, name=None):
     """Per-example cross-entropy of ``softmax(logits)`` against probability rows ``labels`` (keywords only)."""
-    if _sentinel is not None or labels is None or logits is None:
-        raise TypeError("softmax_cross_entropy_with_logits takes keyword arguments: labels=..., logits=...")
+    _require_keywords("softmax_cross_entropy_with_logits", _sentinel, labels, logits)
     if dim != -1:
         raise ValueError("softmax_cross_entropy_with_logits: only the last axis (dim=-1) is supported")
     return _ops.softmax_cross_entropy(logits, labels, name=name)
@@ -193,8 +198,7 @@ def softmax_cross_entropy_with_logits(_sentinel=None, labels=None, logits=None, 
 
 def sparse_softmax_cross_entropy_with_logits(_sentinel=None, labels=None, logits=None, name=None):
     """Per-example cross-entropy of ``softmax(logits)`` against integer class ``labels`` (keywords only)."""
-    if _sentinel is not None or labels is None or logits is None:
-        raise TypeError("sparse_softmax_cross_entropy_with_logits takes keyword arguments: labels=..., logits=...")
+    _require_keywords("sparse_softmax_cross_entropy_with_logits", _sentinel, labels, logits)
     return _ops.softmax_cross_entropy(logits, labels, name=name)
 
 
