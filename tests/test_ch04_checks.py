@@ -137,6 +137,15 @@ class AdamWithL2Penalty(AdamW):
         return mg.assign_sub(var, self.learning_rate * m_hat / (mg.sqrt(v_hat) + self.eps))
 
 
+class AdamWithStaleAverages(AdamW):
+    def update(self, var, grad):
+        m, v = self.slot(var, "m"), self.slot(var, "v")
+        mg.assign(m, self.beta1 * m + (1 - self.beta1) * grad)
+        mg.assign(v, self.beta2 * v + (1 - self.beta2) * grad * grad)
+        m_hat, v_hat = m / (1 - self.beta1**self.step), v / (1 - self.beta2**self.step)
+        return mg.assign_sub(var, self.learning_rate * (m_hat / (mg.sqrt(v_hat) + self.eps) + self.weight_decay * var))
+
+
 class AdamWithoutReturn(AdamW):
     def update(self, var, grad):
         m_hat, v_hat = self.moments(var, grad)
@@ -196,7 +205,8 @@ def test_a_right_optimizer_passes_and_hands_back_its_history(capsys, no_mnist_tr
     ("4.4", l2_penalty_of_the_first_weight, "the penalty's value is"),
     ("4.4", l2_penalty_in_numpy, "should be a graph node"),
     ("4.4", l2_penalty_per_row, "should be a scalar node"),
-    ("4.5", AdamWithL2Penalty, "w after step 1 differs"),
+    ("4.5", AdamWithL2Penalty, "this is Adam with an L2 penalty"),
+    ("4.5", AdamWithStaleAverages, "w did not move in the first step"),
     ("4.5", AdamWithoutReturn, "the update node never writes w"),
     ("4.5", AdamW(), "pass the class itself"),
 ])

@@ -325,9 +325,26 @@ def _expect_steps(AdamW, lr, weight_decay, steps=5):
         for name, var in variables.items():
             theta, m, v = state[name]
             curvature, linear = problems[name]
-            state[name] = _reference_adamw(theta, curvature * theta + linear, m, v, t, lr, weight_decay)
-            expect_close(sess.run(var), state[name][0], input=given, rtol=1e-6, atol=1e-12,
-                         what=f"{name} after step {t}")
+            grad = curvature * theta + linear
+            state[name] = _reference_adamw(theta, grad, m, v, t, lr, weight_decay)
+            got = sess.run(var)
+            if t == 1:  # the same step with the decay added to the gradient: Adam with an L2 penalty
+                coupled = _reference_adamw(theta, grad + weight_decay * theta, m, v, t, lr, 0.0)[0]
+                _diagnose_first_step(got, theta, state[name][0], coupled, name, given, weight_decay)
+            expect_close(got, state[name][0], input=given, rtol=1e-6, atol=1e-12, what=f"{name} after step {t}")
+
+
+def _diagnose_first_step(got, start, expected, coupled, name, given, weight_decay):
+    """Name two typical mistakes from the first step: a variable that did not move, a decay through Adam."""
+    if np.array_equal(got, start):
+        raise CheckFailure(f"{name} did not move in the first step. Step with the outputs of mg.assign(m, ...) and "
+                           "mg.assign(v, ...), the new averages: a plain read of m or v sees its value from before "
+                           "the run (zeros at the first step)", input=given, expected=expected, got=got)
+    if weight_decay and np.allclose(got, coupled, rtol=1e-6, atol=1e-12):
+        raise CheckFailure("this is Adam with an L2 penalty: weight_decay * var was added to the gradient, so Adam "
+                           "divides it by sqrt(v_hat). Decoupled decay adds it to Adam's direction instead: "
+                           "lr * (m_hat / (sqrt(v_hat) + eps) + weight_decay * var)",
+                           input=given, expected=expected, got=got)
 
 
 @exercise(
