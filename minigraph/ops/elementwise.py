@@ -8,7 +8,7 @@ import numbers
 
 import numpy as np
 
-from ..graph import Node, Op, as_node
+from ..graph import Node, Op
 from .shape import broadcast_keeps_shape, broadcast_to, shape_like, static_broadcast, sum_to
 
 
@@ -364,8 +364,7 @@ class Cast(Op):
 def _binary(op, a, b, name):
     if not isinstance(a, Node) and not isinstance(b, Node):
         raise TypeError(f"{op.name}: at least one operand must be a Node, got {type(a).__name__} and {type(b).__name__}")
-    like = a if isinstance(a, Node) else b
-    return op(as_node(a, like), as_node(b, like), name=name)
+    return op(a, b, name=name)  # Op.__call__ makes the number a constant of the node's dtype
 
 
 def add(a, b, name=None):

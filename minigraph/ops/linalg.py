@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from ..graph import Op, as_node, format_shape
+from ..graph import Op, format_shape
 
 
 class MatMul(Op):
@@ -59,4 +59,4 @@ def matmul(a, b, transpose_a=False, transpose_b=False, name=None):
     """Matrix product of 2-D nodes, optionally transposing either: ``matmul(a, b, transpose_b=True) = a @ bᵀ``."""
     if np.isscalar(a) or np.isscalar(b):
         raise TypeError("matmul: both operands must be matrices, not numbers (use * to scale)")
-    return MatMul(transpose_a, transpose_b)(as_node(a), as_node(b), name=name)
+    return MatMul(transpose_a, transpose_b)(a, b, name=name)

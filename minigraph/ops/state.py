@@ -6,7 +6,7 @@ Within one ``Session.run`` every plain read of a variable sees the value it had 
 
 import numpy as np
 
-from ..graph import Op, Variable, as_node, format_shape
+from ..graph import Op, Variable, format_shape
 from .shape import static_broadcast
 
 
@@ -82,17 +82,17 @@ class Group(Op):
 
 def assign(var, value, name=None):
     """Write ``value`` into Variable ``var`` when run; the node's value is the new value."""
-    return Assign()(var, as_node(value, var), name=name)
+    return Assign()(var, value, name=name)
 
 
 def assign_add(var, delta, name=None):
     """``var += delta`` in place when run."""
-    return AssignAdd()(var, as_node(delta, var), name=name)
+    return AssignAdd()(var, delta, name=name)
 
 
 def assign_sub(var, delta, name=None):
     """``var -= delta`` in place when run."""
-    return AssignSub()(var, as_node(delta, var), name=name)
+    return AssignSub()(var, delta, name=name)
 
 
 def group(*nodes, name=None):
