@@ -18,7 +18,7 @@ def dense(x, units, activation=None, init="he_normal", *, seed=None, rng=None, n
     """A fully connected layer ``activation(x @ W + b)``; returns its output node.
 
     ``W`` (shape ``(in, units)``) comes from ``init`` — a name from :mod:`minigraph.init` or a function
-    ``init(shape, rng=..., dtype=...)`` — with ``seed`` or ``rng``; ``b`` starts at zero. The layer's
+    ``init(shape, seed=..., rng=..., dtype=...)`` — with ``seed`` or ``rng``; ``b`` starts at zero. The layer's
     variables are ``output.variables == (W, b)``.
     """
     if x.shape is None or x.shape[-1] is None:

@@ -131,7 +131,7 @@ def check_feed(placeholder, value):
 def _check_feed_keys(feed_dict):
     for key in feed_dict:
         if not isinstance(key, Node):
-            raise TypeError(f"feed_dict keys must be placeholders, got a {type(key).__name__}")
+            raise TypeError(f"feed_dict keys must be placeholder nodes, got the {type(key).__name__} {key!r}")
         if not isinstance(key, Placeholder):
             hint = " (use assign to change a variable)" if isinstance(key, Variable) else ""
             raise TypeError(f"cannot feed {key.op.name} node {describe(key)}: only placeholders are fed{hint}")

@@ -168,3 +168,9 @@ def test_check_gradients_refuses_float32_inputs_and_reports_plain_numbers():
     with mg.gradient_override({mg.ops.Mul: lambda node, g: [g * node.inputs[1] * 2.0, g * node.inputs[0]]}):
         with pytest.raises(AssertionError, match=r"at index \(0,\): autodiff gives 3, finite differences 2 "):
             check_gradients(mg.reduce_sum(x * x), [x], {x: np.ones(3)})
+
+
+def test_the_gradient_of_x_to_the_zero_is_zero_even_at_zero():
+    x = mg.placeholder("x", (2,), "float64")
+    (grad,) = mg.gradients(mg.reduce_sum(x ** 0), [x])
+    assert mg.Session().run(grad, {x: np.array([0.0, 3.0])}).tolist() == [0.0, 0.0]

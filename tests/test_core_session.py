@@ -102,7 +102,7 @@ def test_bad_fetches_and_feeds_are_named(graph):
         sess.run(y, {x: np.ones((1, 2)), W: np.zeros((2, 2))})
     with pytest.raises(TypeError, match="cannot feed matmul node"):
         sess.run(total, {x: np.ones((1, 2)), y: np.zeros((1, 2))})
-    with pytest.raises(TypeError, match="feed_dict keys must be placeholders, got a str"):
+    with pytest.raises(TypeError, match="feed_dict keys must be placeholder nodes, got the str 'x'"):
         sess.run(y, {x: np.ones((1, 2)), "x": 1})
     assert sess.run(W, {x: np.ones((1, 2))}).shape == (2, 2)  # feeding an unused placeholder is fine
 

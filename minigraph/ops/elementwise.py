@@ -161,6 +161,8 @@ class Pow(Elementwise):
 
     def _derivative(self, node):
         (x,) = node.inputs
+        if self.exponent == 0:
+            return zeros_like(x)  # not 0 * x ** -1, which is NaN at x = 0
         if self.exponent == 2:
             return 2 * x
         return self.exponent * x ** (self.exponent - 1)
