@@ -10,7 +10,6 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent
 SANITIZE_FILE = REPO / "tests" / "nbval_sanitize.cfg"
-SINGLE_THREADED_BLAS = {"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 NBVAL_FOLDERS = (REPO / "notebooks", REPO / "solutions")
 
 
@@ -27,11 +26,12 @@ def pytest_configure(config):
     # A notebook's cells share one kernel, so xdist must keep each file on one worker.
     if getattr(option, "dist", "no") == "load":
         option.dist = "loadfile"
-    # MPLBACKEND in the environment would stop the kernels from producing figure outputs.
-    os.environ.pop("MPLBACKEND", None)
-    # One BLAS thread per kernel: xdist runs notebooks side by side, and BLAS threads competing for the same
-    # cores make small matrix products many times slower. tools/execute.py makes outputs the same way.
-    os.environ.update(SINGLE_THREADED_BLAS)
+    # nbval's kernels inherit this environment: make it the one tools/execute.py gives its kernels
+    # (no MPLBACKEND, one BLAS thread), so notebooks are re-run exactly as their outputs were made.
+    from minigraph.progress import kernel_environment
+
+    os.environ.clear()
+    os.environ.update(kernel_environment())
 
 
 def pytest_ignore_collect(collection_path, config):

@@ -26,7 +26,16 @@ from .checks.framework import FAILED, LOG_VARIABLE, PASSED, all_exercises
 from .checks.markers import exercise_order, stubbed_exercise
 
 NOT_ATTEMPTED = "not attempted"
+SINGLE_THREADED_BLAS = {"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 _CHECK_CALL = re.compile(r"""\bcheck\(\s*["'](\d+\.\d+)["']""")
+
+
+def kernel_environment():
+    """The environment for a notebook kernel, as the course's tests run them: this process's, without
+    MPLBACKEND (it would suppress figures), with one BLAS thread (BLAS threads competing for two cores make
+    small matrix products many times slower, and results then match the committed outputs)."""
+    environment = {name: value for name, value in os.environ.items() if name != "MPLBACKEND"}
+    return {**environment, **SINGLE_THREADED_BLAS}
 
 
 @dataclass
@@ -68,8 +77,7 @@ def run_notebook(path, timeout=600):
     ]
     with tempfile.TemporaryDirectory() as folder:
         log_path = Path(folder) / "checks.jsonl"
-        environment = {name: value for name, value in os.environ.items() if name != "MPLBACKEND"}
-        environment[LOG_VARIABLE] = str(log_path)
+        environment = {**kernel_environment(), LOG_VARIABLE: str(log_path)}
         client = NotebookClient(
             notebook,
             kernel_name="python3",

@@ -10,7 +10,6 @@ leaves its file untouched and makes the command exit with status 1.
 """
 
 import argparse
-import os
 import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
@@ -20,11 +19,9 @@ import nbformat
 from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError, CellTimeoutError
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
-from conftest import SINGLE_THREADED_BLAS  # noqa: E402  (the tests' kernel settings, shared)
-from minigraph.progress import find_notebooks  # noqa: E402
+from minigraph.progress import find_notebooks, kernel_environment
 
+REPO = Path(__file__).resolve().parent.parent
 DEFAULT_FOLDERS = ("notebooks", "solutions")
 KERNEL_NAME = "python3"
 CELL_TIMEOUT_SECONDS = 600
@@ -32,13 +29,6 @@ CELL_TIMEOUT_SECONDS = 600
 
 class NotebookFailed(Exception):
     """A cell of a notebook raised or timed out; the message names the notebook and the cell."""
-
-
-def kernel_environment():
-    """The environment for the kernel: ours without MPLBACKEND, which would suppress figures, and with one
-    BLAS thread (as under pytest, see conftest.py), so outputs are made exactly as the tests remake them."""
-    environment = {name: value for name, value in os.environ.items() if name != "MPLBACKEND"}
-    return {**environment, **SINGLE_THREADED_BLAS}
 
 
 def execute_notebook(path):
