@@ -68,3 +68,14 @@ def test_an_input_used_twice_is_drawn_with_two_edges():
     x = mg.placeholder("x", shape=(3,))
     source = mg.draw(x * x).source
     assert source.count("n0 -> n1") == 2
+
+
+def test_highlight_lays_attributes_over_the_style():
+    x = mg.placeholder("x", shape=(3,))
+    y = mg.exp(x)
+    by_dict = mg.draw(y * 2, highlight={y: {"fillcolor": "#123456", "penwidth": "3"}}).source
+    line = next(line for line in by_dict.splitlines() if "exp" in line)
+    assert 'fillcolor="#123456"' in line and "penwidth=3" in line
+    assert by_dict.count("#123456") == 1
+    by_function = mg.draw(y * 2, highlight=lambda node: {"color": "#abcdef"} if node is x else None).source
+    assert by_function.count("#abcdef") == 1 and "<B>x</B>" in next(l for l in by_function.splitlines() if "#abcdef" in l)
