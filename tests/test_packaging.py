@@ -9,6 +9,14 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
 ENVIRONMENT = yaml.safe_load((ROOT / "environment.yml").read_text())
+# The extra whose packages conda installs itself: an MPI library is not a Python package, and pip's MPICH
+# wheel next to conda's mpi4py would bring a second MPI.
+CONDA_EXTRA = "mpi"
+
+
+def conda_name(requirement):
+    """The package a requirement names: "mpich>=4.1" -> "mpich"."""
+    return re.split(r"[<>=! ]", requirement, maxsplit=1)[0]
 
 
 def conda_packages():
@@ -18,7 +26,7 @@ def conda_packages():
         if isinstance(dependency, dict):
             pip += dependency["pip"]
         else:
-            conda[re.split(r"[<>=! ]", dependency, maxsplit=1)[0]] = dependency
+            conda[conda_name(dependency)] = dependency
     return conda, pip
 
 
@@ -26,15 +34,23 @@ def test_channels_are_conda_forge_only():
     assert ENVIRONMENT["channels"] == ["conda-forge", "nodefaults"]
 
 
-def test_conda_brings_python_pip_and_the_dot_program():
+def test_conda_brings_python_pip_the_dot_program_and_mpi():
     conda, _ = conda_packages()
-    assert set(conda) == {"python", "pip", "graphviz"}, "everything else must come from the pip packaging"
+    mpi = PYPROJECT["optional-dependencies"][CONDA_EXTRA]
+    assert set(conda) == {"python", "pip", "graphviz", *(conda_name(r) for r in mpi)}, (
+        "everything else must come from the pip packaging")
     assert conda["python"] == "python" + PYPROJECT["requires-python"]
 
 
-def test_pip_installs_this_package_with_every_extra():
+def test_conda_installs_the_mpi_extra_with_the_same_versions():
+    conda, _ = conda_packages()
+    for requirement in PYPROJECT["optional-dependencies"][CONDA_EXTRA]:
+        assert conda[conda_name(requirement)] == requirement
+
+
+def test_pip_installs_this_package_with_every_other_extra():
     _, pip = conda_packages()
-    extras = ",".join(sorted(PYPROJECT["optional-dependencies"]))
+    extras = ",".join(sorted(set(PYPROJECT["optional-dependencies"]) - {CONDA_EXTRA}))
     assert pip == [f"-e .[{extras}]"]
 
 
