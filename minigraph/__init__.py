@@ -13,8 +13,8 @@
 Modules: ``graph`` (nodes, ops, sources, topological sort), ``ops`` (the operations), ``autodiff``
 (reverse and forward mode), ``session`` (execution), ``gradcheck`` (finite differences), ``optim``
 (optimizers and schedules), ``init`` (initial values), ``nn`` (layers), ``viz`` (drawing), ``datasets``
-(MNIST), ``plot`` (pictures), ``tf`` (a TensorFlow-1 style facade, imported on demand:
-``import minigraph.tf as tf``).
+(MNIST), ``plot`` (pictures), ``parallel`` (data parallelism, all-reduce, MPI), ``tf`` (a TensorFlow-1
+style facade, imported on demand: ``import minigraph.tf as tf``).
 """
 
 import importlib
@@ -76,8 +76,8 @@ from .viz import draw
 
 
 def __getattr__(name):
-    """``mg.datasets`` and ``mg.plot`` are imported on first use: they are for the notebooks, and
-    ``python -m minigraph.datasets`` must not find its module imported already."""
-    if name in ("datasets", "plot"):
+    """``mg.datasets``, ``mg.plot`` and ``mg.parallel`` are imported on first use: they are for the notebooks,
+    and ``python -m minigraph.datasets`` must not find its module imported already."""
+    if name in ("datasets", "plot", "parallel"):
         return importlib.import_module(f"{__name__}.{name}")
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

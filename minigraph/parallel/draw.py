@@ -1,0 +1,72 @@
+"""Pictures for chapter 07: an all-reduce round by round, and the α-β costs of the algorithms against N.
+
+    mg.parallel.draw.rounds(mg.parallel.tagged(mg.parallel.ring_allreduce, 4)); plt.show()
+"""
+
+import matplotlib.pyplot as plt
+import numpy as np
+
+from .allreduce import contributors
+from .cost import ROUNDS_AND_BYTES, allreduce_time
+
+ADD_COLOUR, COPY_COLOUR = "tab:orange", "tab:blue"
+
+
+def rounds(network, columns=4):
+    """Draw a :func:`~.allreduce.tagged` run: the start, then one panel per round (``columns`` a row).
+
+    Rows are workers, columns the elements of their buffers. Each cell lists the workers whose data it
+    holds, and is shaded by their number (darkest: the finished sum of all). Arrows are the round's
+    transfers, from the sender's part to the receiver's: orange adds to it, blue overwrites it."""
+    if network.initial is None:
+        raise ValueError("rounds: draw a network that recorded its buffers, e.g. tagged(ring_allreduce, 4)")
+    states = [("start", [], network.initial)] + [(r.phase, r.transfers, r.buffers) for r in network.rounds]
+    workers, size = network.initial.shape
+    rows = -(-len(states) // columns)
+    width, height = 0.55 * size + 0.9, 0.42 * workers + 0.8
+    fig, axes = plt.subplots(rows, min(columns, len(states)), squeeze=False,
+                             figsize=(min(columns, len(states)) * width, rows * height))
+    for index, ax in enumerate(axes.flat):
+        ax.axis("off")
+        if index < len(states):
+            _panel(ax, index, *states[index], workers, size)
+    fig.tight_layout()
+    return fig
+
+
+def _panel(ax, index, phase, transfers, buffers, workers, size):
+    held = np.vectorize(lambda value: len(contributors(value)))(buffers)
+    ax.imshow(held, cmap="Greens", vmin=0, vmax=workers * 1.4, aspect="auto")
+    for worker in range(workers):
+        for element in range(size):
+            names = contributors(buffers[worker, element])
+            text = "all" if len(names) == workers > 1 else "+".join(map(str, names))
+            ax.text(element, worker, text, ha="center", va="center", fontsize=7 if len(text) < 6 else 5,
+                    color="white" if len(names) == workers else "black")
+    for t in transfers:
+        middle = (t.start + t.stop - 1) / 2
+        ax.annotate("", xy=(middle + 0.2, t.destination), xytext=(middle + 0.2, t.source),
+                    arrowprops=dict(arrowstyle="->", color=ADD_COLOUR if t.add else COPY_COLOUR, lw=1.3,
+                                    connectionstyle="arc3,rad=-0.35"))
+    ax.axis("on")
+    ax.set_xticks(range(size), [str(e) for e in range(size)] if size <= 16 else [""] * size, fontsize=6)
+    ax.set_yticks(range(workers), [f"worker {w}" for w in range(workers)], fontsize=7)
+    ax.tick_params(length=0)
+    ax.set_xlabel("element", fontsize=7)
+    ax.set_title(phase if index == 0 else f"{index}: {phase}", fontsize=9)
+
+
+def costs(alpha, beta, nbytes, max_workers=16):
+    """The α-β time of each all-reduce algorithm for ``nbytes`` bytes against the number of workers."""
+    workers = np.arange(1, max_workers + 1)
+    fig, ax = plt.subplots(figsize=(6.5, 3.8))
+    for algorithm in ROUNDS_AND_BYTES:
+        seconds = [allreduce_time(algorithm, n, nbytes, alpha, beta) for n in workers]
+        ax.plot(workers, 1e3 * np.array(seconds), ".-", label=algorithm)
+    ax.set_xlabel("workers N")
+    ax.set_ylabel("all-reduce time (ms)")
+    ax.set_title(f"{nbytes / 1e6:.3g} MB, α = {alpha * 1e6:.3g} µs, β = 1 / ({1e-9 / beta:.3g} GB/s)", fontsize=10)
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    return fig
