@@ -170,13 +170,21 @@ class Op:
 
     Optional: ``infer_dtype`` (default: numpy's promotion of the input dtypes) and ``tangent`` (forward
     mode, see :func:`minigraph.jvp`). Parameters go in ``__init__`` as public attributes (``node.attrs``
-    shows them); calling the op builds a node: ``MyOp(param)(x, y)``. Two flags tell the executor about
-    memory: ``mutates`` (compute writes into its first input, a Variable) and ``returns_view`` (the result
-    may share memory with an input).
+    shows them); calling the op builds a node: ``MyOp(param)(x, y)``.
+
+    Flags tell the executor and the memory planner (chapter 06) what compute does with memory: ``mutates``
+    (it writes into its first input, a Variable), ``returns_view`` (the result may share the array of its
+    first input), ``writes_into`` (``compute_into`` can write the result into an array it is given),
+    ``in_place`` (that array may even be one of its inputs) and ``stateful`` (the result is not a function
+    of the inputs alone, e.g. random numbers, so it must never be recomputed). Otherwise compute must return
+    a new array: the planner may overwrite it once it is dead.
     """
 
     mutates = False  # True if compute writes into the buffer of inputs[0] (a Variable): assign ops
-    returns_view = False  # True if the result may share memory with an input (reshape, transpose, ...)
+    returns_view = False  # True if the result may share memory with inputs[0] (reshape, transpose, ...)
+    writes_into = False  # True if compute_into is implemented
+    in_place = False  # True if compute_into may be given one of the inputs as its output array
+    stateful = False  # True if compute may give another result for the same inputs (random numbers)
 
     @property
     def name(self):
@@ -189,6 +197,11 @@ class Op:
 
     def compute(self, node, input_values):
         raise NotImplementedError(f"{type(self).__name__}.compute is not implemented")
+
+    def compute_into(self, node, values):
+        """Like ``compute``, but writes the result into ``values[-1]``, an array of the node's shape and
+        dtype chosen by the memory plan, and returns it; the inputs' values are ``values[:-1]``."""
+        raise NotImplementedError(f"{type(self).__name__}.compute_into is not implemented")
 
     def infer_shape(self, node, input_shapes):
         return None

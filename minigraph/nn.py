@@ -39,6 +39,7 @@ class DropoutMask(NoGradient):
     drawn anew at every run from the op's own generator — or all ones when ``training`` is false."""
 
     name = "dropout_mask"
+    stateful = True  # a new mask at every run: never recomputed (checkpointing) nor merged with another
 
     def __init__(self, rate, rng):
         self.rate, self.rng = rate, rng

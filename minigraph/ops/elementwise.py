@@ -24,10 +24,26 @@ def float_dtype(dtypes):
 
 
 class Elementwise(Op):
-    """Base of elementwise ops: the output has the broadcast shape of the inputs."""
+    """Base of elementwise ops: the output has the broadcast shape of the inputs.
+
+    An op whose compute is one numpy ufunc names it in ``ufunc`` (see the end of this module); the memory
+    planner may then hand it an output array, even one of its inputs: numpy computes element by element,
+    so ``ufunc(a, b, out=a)`` is safe.
+    """
+
+    ufunc = None
+
+    @property
+    def writes_into(self):
+        return self.ufunc is not None
+
+    in_place = writes_into
 
     def infer_shape(self, node, input_shapes):
         return static_broadcast(self, node, input_shapes)
+
+    def compute_into(self, node, values):
+        return self.ufunc(*values)  # the last value is the output array: ufunc(a, b, out)
 
 
 class UnaryFloat(Elementwise):
@@ -251,9 +267,14 @@ class Relu(Elementwise):
     """``relu(x) = max(x, 0)``. Gradient: ``relu_grad(g, x)``, the mask ``g [x > 0]`` as one op."""
 
     name = "relu"
+    writes_into = in_place = True
 
     def compute(self, node, input_values):
-        return np.maximum(input_values[0], 0)
+        return self.compute_into(node, (*input_values, None))
+
+    def compute_into(self, node, values):
+        x, out = values
+        return np.maximum(x, 0, out=out)
 
     def gradient(self, node, output_grad):
         return [relu_grad(output_grad, node.inputs[0])]
@@ -267,10 +288,14 @@ class ReluGrad(Elementwise):
     Gradient: the same mask for ``g``; none for ``x`` (the mask is piecewise constant)."""
 
     name = "relu_grad"
+    writes_into = in_place = True
 
     def compute(self, node, input_values):
-        grad, x = input_values
-        return grad * (x > 0)
+        return self.compute_into(node, (*input_values, None))
+
+    def compute_into(self, node, values):
+        grad, x, out = values
+        return np.multiply(grad, x > 0, out=out)
 
     def infer_dtype(self, node, input_dtypes):
         return input_dtypes[0]
@@ -358,6 +383,14 @@ class Cast(Op):
     def _between_floats(self, node):
         """Only a cast from floats to floats is differentiable (to or from integers, it is piecewise constant)."""
         return node.inputs[0].dtype.kind == "f" and self.dtype.kind == "f"
+
+
+# ---------------------------------------------------------------------------------------------- ufuncs
+
+# The numpy ufunc each op's compute applies (a + b is np.add(a, b)). The memory planner (chapter 06) calls
+# it with an output array to compute in place: np.add(a, b, out).
+Add.ufunc, Sub.ufunc, Mul.ufunc, Div.ufunc, Neg.ufunc = np.add, np.subtract, np.multiply, np.divide, np.negative
+Exp.ufunc, Log.ufunc, Sqrt.ufunc, Tanh.ufunc = np.exp, np.log, np.sqrt, np.tanh
 
 
 # ---------------------------------------------------------------------------------------------- builders

@@ -14,14 +14,18 @@ class MatMul(Op):
     """
 
     name = "matmul"
+    writes_into = True  # into an array the memory plan gives it, but not in place: BLAS needs a separate output
 
     def __init__(self, transpose_a=False, transpose_b=False):
         self.transpose_a = bool(transpose_a)
         self.transpose_b = bool(transpose_b)
 
     def compute(self, node, input_values):
-        a, b = input_values
-        return (a.T if self.transpose_a else a) @ (b.T if self.transpose_b else b)
+        return self.compute_into(node, (*input_values, None))
+
+    def compute_into(self, node, values):
+        a, b, out = values
+        return np.matmul(a.T if self.transpose_a else a, b.T if self.transpose_b else b, out=out)
 
     def infer_shape(self, node, input_shapes):
         a, b = input_shapes
