@@ -1,18 +1,21 @@
 """Running graphs: an :class:`Executor` runs one fixed set of fetches; a :class:`Session` owns the values of
 variables and keeps one Executor per set of fetches it has run.
 
-An Executor is compiled once: the nodes in a topological order (a learner's ``sort`` may provide it), then
-a flat plan of steps ``(compute, node, gather inputs, output slot)`` over a list of value slots, in which
-constants and variable buffers are filled in ahead of time. A run copies that list, puts the feeds in
-their slots and executes the steps — no graph walking, no dict lookups per node.
+An Executor is compiled once: the nodes in a topological order (a learner's ``sort`` may provide it), a
+memory plan for that order (chapter 06, :mod:`minigraph.memory`), then a flat list of steps ``(compute,
+node, gather inputs, output slot)`` over a list of value slots, in which constants and variable buffers are
+filled in ahead of time. A run copies that list, puts the feeds in their slots and executes the steps — no
+graph walking, no dict lookups per node.
 """
 
 import heapq
 import operator
+from collections import defaultdict
 
 import numpy as np
 
 from .graph import Constant, Node, Op, Placeholder, Variable, describe, format_shape, topological_sort
+from .memory import MemoryPlan, planner_for
 
 
 class Executor:
@@ -20,7 +23,10 @@ class Executor:
 
     ``sort(fetches) -> list of nodes`` replaces :func:`~minigraph.topological_sort` (its result is checked).
     ``variables`` maps each Variable to its value buffer (a Session passes its own; by default the
-    Executor keeps one, starting from the initial values).
+    Executor keeps one, starting from the initial values). ``memory`` chooses the memory planner (see
+    :mod:`minigraph.memory`): ``"plan"`` frees each value after its last reader and reuses buffers, ``"naive"``
+    keeps every value to the end of the run, or a function ``(order, fetches) -> MemoryPlan``; the values
+    are the same bit for bit. The plan is ``executor.plan``.
 
     Feeds: every placeholder the fetches need must be fed; only placeholders can be fed. A fed value must
     have the declared rank and known dimensions; its dtype is converted when numpy calls the cast
@@ -28,7 +34,7 @@ class Executor:
     Variables and constants (and views of them) are fetched as copies, taken before any assign in the run.
     """
 
-    def __init__(self, fetches, sort=None, variables=None):
+    def __init__(self, fetches, sort=None, variables=None, memory="plan"):
         self.fetches = list(fetches)
         for position, fetch in enumerate(self.fetches):
             if not isinstance(fetch, Node):
@@ -38,21 +44,43 @@ class Executor:
         check_order(order, self.fetches)
         self._targets = [Snapshot()(f) if _may_alias_state(f) else f for f in self.fetches]
         self.order = reads_before_writes(order + [t for t, f in zip(self._targets, self.fetches) if t is not f])
+        self.plan = planner_for(memory)(self.order, self._targets)
+        if not isinstance(self.plan, MemoryPlan) or self.plan.order != self.order:
+            raise TypeError(f"the memory planner must return a MemoryPlan for the order it is given, not {self.plan!r}")
         self._compile()
 
     def _compile(self):
-        slot = {node: index for index, node in enumerate(self.order)}
-        self._template = [None] * len(self.order)
-        self._placeholders, self._steps = [], []
-        for index, node in enumerate(self.order):
-            if isinstance(node, Placeholder):
-                self._placeholders.append((node, index))
-            elif isinstance(node, Variable):
-                self._template[index] = variable_buffer(self.variables, node)
-            elif isinstance(node, Constant):
-                self._template[index] = node.constant
+        """The slots and steps, following the memory plan: the values of one buffer share its slot; a value
+        that overwrites another gathers the buffer after its inputs and runs ``op.compute_into``; after the
+        step at which a buffer dies, a step empties its slot and the slots of views of it (freeing the array)."""
+        plan, slot, buffer_slot, view_slots = self.plan, {}, {}, defaultdict(list)
+        self._template, self._placeholders, self._steps = [], [], []
+        released_after = plan.released_after()
+        for step, node in enumerate(self.order):
+            buffer = plan.buffer.get(node)
+            if buffer is not None and buffer in buffer_slot:
+                slot[node] = buffer_slot[buffer]
             else:
-                self._steps.append((node.op.compute, node, _gatherer([slot[x] for x in node.inputs]), index))
+                slot[node] = len(self._template)
+                self._template.append(None)
+                if buffer is not None:
+                    buffer_slot[buffer] = slot[node]
+                elif plan.base[node] is not None:
+                    view_slots[plan.buffer[plan.base[node]]].append(slot[node])
+            if isinstance(node, Placeholder):
+                self._placeholders.append((node, slot[node]))
+            elif isinstance(node, Variable):
+                self._template[slot[node]] = variable_buffer(self.variables, node)
+            elif isinstance(node, Constant):
+                self._template[slot[node]] = node.constant
+            elif node in plan.overwrites:
+                gather = _gatherer([slot[x] for x in node.inputs] + [slot[node]])
+                self._steps.append((node.op.compute_into, node, gather, slot[node]))
+            else:
+                self._steps.append((node.op.compute, node, _gatherer([slot[x] for x in node.inputs]), slot[node]))
+            for buffer in released_after[step]:
+                for freed in [buffer_slot[buffer], *view_slots[buffer]]:
+                    self._steps.append((_release, None, _gatherer([]), freed))
         self._fetch_slots = [slot[t] for t in self._targets]
 
     def run(self, feed_dict=None):
@@ -85,6 +113,11 @@ def variable_buffer(variables, var):
     if var not in variables:
         variables[var] = np.array(var.initial_value, copy=True)
     return variables[var]
+
+
+def _release(node, input_values):
+    """The compute of a step that frees a slot: its value becomes ``None``."""
+    return None
 
 
 def _gatherer(slots):
@@ -180,7 +213,7 @@ def reads_before_writes(order):
                 must_precede[node].append(writer)
     if all(position[r] < position[w] for r, ws in must_precede.items() for w in ws):
         return order
-    return _priority_topological_order(order, position, must_precede)
+    return priority_topological_order(order, position, must_precede)
 
 
 def _descendants(node, order, position):
@@ -191,8 +224,9 @@ def _descendants(node, order, position):
     return reached
 
 
-def _priority_topological_order(order, position, extra_edges):
-    """Kahn's algorithm over inputs plus ``extra_edges``, taking ready nodes in their ``order`` position."""
+def priority_topological_order(order, position, extra_edges):
+    """Kahn's algorithm over inputs plus ``extra_edges`` (``{node: nodes that must come after it}``), taking
+    the ready node of smallest ``position[node]`` first."""
     waits_for = {node: set(node.inputs) for node in order}
     for before, afters in extra_edges.items():
         for after in afters:
@@ -223,12 +257,12 @@ class Session:
     ``fetches`` is a node (its value is returned), or a list, tuple or dict of nodes (nested freely; the
     same structure is returned). Variables start at their initial values — no init step — and assign ops
     run in this session change them. Each distinct fetch set is compiled once to an :class:`Executor`.
-    ``sort`` replaces :func:`~minigraph.topological_sort` in every Executor. ``with Session() as sess:``
-    closes the session at the end of the block.
+    ``sort`` replaces :func:`~minigraph.topological_sort` in every Executor, ``memory`` chooses their memory
+    planner (see :class:`Executor`). ``with Session() as sess:`` closes the session at the end of the block.
     """
 
-    def __init__(self, sort=None):
-        self.sort = sort
+    def __init__(self, sort=None, memory="plan"):
+        self.sort, self.memory = sort, memory
         self.variables = {}
         self._executors = {}
         self._closed = False
@@ -239,7 +273,7 @@ class Session:
         flat = (fetches,) if isinstance(fetches, Node) else tuple(_flatten(fetches, []))
         executor = self._executors.get(flat)
         if executor is None:
-            executor = self._executors[flat] = Executor(flat, sort=self.sort, variables=self.variables)
+            executor = self._executors[flat] = Executor(flat, sort=self.sort, variables=self.variables, memory=self.memory)
         values = executor.run(feed_dict)
         return values[0] if isinstance(fetches, Node) else _rebuild(fetches, iter(values))
 

@@ -3,8 +3,8 @@ that renders inline in Jupyter as SVG.
 
 Node kinds are drawn distinctly: placeholders (blue, input slant), variables (amber boxes; dashed when
 not trainable, like optimizer state), constants (grey, small), ops (ellipses with the op and its
-parameters); nodes built by ``gradients`` are red, by ``jvp`` purple, updates and assigns green; an input
-used only for its shape is a dashed edge. Each node shows its static shape (unless ``show_shapes=False``).
+parameters); nodes built by ``gradients`` are red, by ``jvp`` purple, updates and assigns green, values
+recomputed by gradient checkpointing teal; an input used only for its shape is a dashed edge. Each node shows its static shape (unless ``show_shapes=False``).
 Node ids follow a topological numbering, so the same graph always gives the same DOT source.
 """
 
@@ -26,6 +26,7 @@ STYLES = {  # kind -> graphviz node attributes
     "gradient": {"shape": "ellipse", "style": "filled", "fillcolor": "#fee2e2", "color": "#dc2626"},
     "tangent": {"shape": "ellipse", "style": "filled", "fillcolor": "#ede9fe", "color": "#7c3aed"},
     "update": {"shape": "ellipse", "style": "filled", "fillcolor": "#dcfce7", "color": "#16a34a"},
+    "recompute": {"shape": "ellipse", "style": "filled", "fillcolor": "#ccfbf1", "color": "#0d9488"},
     "assign": {"shape": "box", "style": "filled,rounded,bold", "fillcolor": "#bbf7d0", "color": "#15803d"},
 }
 SYMBOLS = {"add": "+", "sub": "−", "mul": "×", "div": "÷", "neg": "−x"}
@@ -48,7 +49,7 @@ def draw(fetches, rankdir="TB", show_shapes=True, cluster_roles=True, collapse=(
 
     ``rankdir``: ``"TB"`` (inputs on top) or ``"LR"`` (left to right, better for long chains).
     ``show_shapes``: print each node's static shape under its label. ``cluster_roles``: box the nodes
-    built by ``gradients`` / ``jvp`` / optimizers in labelled clusters. ``collapse``: roles (e.g.
+    built by ``gradients`` / ``jvp`` / optimizers / checkpointing in labelled clusters. ``collapse``: roles (e.g.
     ``["update"]``) whose nodes are drawn as one summary node each, to keep big graphs legible.
     ``title``: a caption. ``highlight``: graphviz attributes laid over a node's style, as a dict
     ``{node: {"fillcolor": "#fde68a", "penwidth": "2"}}`` or a function ``node -> dict or None`` (later
@@ -67,7 +68,7 @@ def draw(fetches, rankdir="TB", show_shapes=True, cluster_roles=True, collapse=(
         if node.role in collapse:
             continue
         target = drawing
-        if cluster_roles and node.role in ("gradient", "tangent", "update"):
+        if cluster_roles and node.role in ("gradient", "tangent", "update", "recompute"):
             if node.role not in clusters:
                 clusters[node.role] = graphviz.Digraph(name=f"cluster_{node.role}")
                 clusters[node.role].attr(label=f"{node.role}s", style="dashed", color="#9ca3af", fontcolor="#6b7280")
