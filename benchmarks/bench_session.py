@@ -38,7 +38,7 @@ def initial_weights(sizes, seed=0):
 # ---------------------------------------------------------------------------------------------- minigraph
 
 
-def minigraph_trainer(sizes):
+def minigraph_trainer(sizes, memory="plan"):
     """A function running one epoch through Session.run, and one reading the weights."""
     x = mg.placeholder("x", (None, sizes[0]))
     y = mg.placeholder("y", (None,), "int64")
@@ -50,7 +50,7 @@ def minigraph_trainer(sizes):
             h = mg.relu(h)
     loss = mg.reduce_mean(mg.softmax_cross_entropy(h, y))
     step = mg.optim.SGD(LR).minimize(loss)
-    sess = mg.Session()
+    sess = mg.Session(memory=memory)
 
     def epoch(data):
         for xb, yb in data:
@@ -165,15 +165,14 @@ def compare_training(title, sizes, data, repeats):
     print(f"  max |weights(minigraph) - weights(numpy)| after all epochs: {drift:.2e}")
 
 
-def per_node_overhead(calls=20000):
-    """Session.run of a 20-op graph on 4-element arrays against the same numpy calls written out."""
+def tiny_graph():
+    """A 20-op graph on 4-element arrays: its placeholder, its output node, a value to feed, and the same
+    computation written in numpy."""
     x = mg.placeholder("x", (4,))
     c = mg.constant(np.full(4, 0.5, np.float32))
     node = x
     for i in range(5):  # 4 ops per round, 20 ops in all
         node = mg.tanh(node * c + x) - c
-    sess = mg.Session()
-    value = np.linspace(-1, 1, 4, dtype=np.float32)
     half = np.full(4, 0.5, np.float32)
 
     def by_hand(v):
@@ -182,6 +181,13 @@ def per_node_overhead(calls=20000):
             h = np.tanh(h * half + v) - half
         return h
 
+    return x, node, np.linspace(-1, 1, 4, dtype=np.float32), by_hand
+
+
+def per_node_overhead(calls=20000):
+    """Session.run of a 20-op graph on 4-element arrays against the same numpy calls written out."""
+    x, node, value, by_hand = tiny_graph()
+    sess = mg.Session()
     assert np.allclose(sess.run(node, {x: value}), by_hand(value))
     ops = sum(1 for n in mg.topological_sort(node) if n.inputs)
     feed = {x: value}
