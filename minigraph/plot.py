@@ -1,4 +1,4 @@
-"""Pictures for the notebooks: MNIST digits, training curves, and the package's own source code.
+"""Pictures for the notebooks: MNIST digits, training curves, memory plans, and the package's own source code.
 
 A *history* is a dict of equal-length lists: one x key (``"epoch"`` or ``"step"``) and any of
 ``"train_loss"``, ``"test_loss"``, ``"train_acc"``, ``"test_acc"``::
@@ -105,3 +105,39 @@ class SourceCode:
 def show_source(obj):
     """The source of a function, class or method of the package, to read in a notebook."""
     return SourceCode(inspect.getsource(obj).rstrip())
+
+
+def memory_plan(plan, usage, title=None, label_values=False):
+    """A memory plan (chapter 06) as a chart: on top one row per buffer, with a bar from each value's step to
+    the last step that reads it (hatched: computed in place over an input); below, the bytes held during
+    each step, planned and when every value is kept. ``usage`` is ``plan.usage(feed_shapes)``."""
+    from .memory import PALETTE
+
+    buffers = sorted(set(plan.buffer.values()))
+    fig, (top, bottom) = plt.subplots(2, 1, sharex=True, figsize=(10, 2.2 + min(len(buffers), 40) * 0.12),
+                                      gridspec_kw={"height_ratios": [max(2, min(len(buffers), 40) / 8), 1.6]})
+    last_step = len(plan.order) - 1
+    for value, (born, dies) in plan.lifetime.items():
+        buffer = plan.buffer[value]
+        top.barh(buffer, min(dies, last_step) - born + 1, left=born - 0.5, height=0.8, color=PALETTE[buffer % len(PALETTE)],
+                 edgecolor="#374151", linewidth=0.5, hatch="///" if value in plan.in_place else None)
+        if label_values:
+            top.text(born - 0.4, buffer, value.name, va="center", fontsize=7)
+    top.set_ylabel("buffer")
+    top.invert_yaxis()
+    top.yaxis.set_major_locator(MaxNLocator(integer=True))
+    steps = np.arange(len(plan.order))
+    kept = np.zeros(len(plan.order))
+    for value, size in usage.sizes.items():
+        kept[plan.lifetime[value][0]:] += size
+    bottom.step(steps, kept / 2**20, where="mid", color="#9ca3af", label=f"keep everything (peak {kept.max() / 2**20:.2f} MiB)")
+    bottom.fill_between(steps, np.asarray(usage.live) / 2**20, step="mid", color="#60a5fa", alpha=0.6,
+                        label=f"planned (peak {usage.peak / 2**20:.2f} MiB)")
+    bottom.set_xlabel("step (the executor's order)")
+    bottom.set_ylabel("MiB held")
+    bottom.grid(alpha=0.3)
+    bottom.legend(fontsize=8, loc="upper left")
+    if title:
+        top.set_title(title)
+    fig.tight_layout()
+    return fig
