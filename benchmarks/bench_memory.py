@@ -19,7 +19,6 @@ the plan's own prediction from static shapes (``plan.usage``). The MLPs are floa
 """
 
 import argparse
-import os
 import statistics
 import time
 
@@ -171,8 +170,7 @@ def main(argv=None):
     parser.add_argument("--repeats", type=int, default=7, help="timed runs per variant (default 7)")
     parser.add_argument("--data-dir", help="folder of the MNIST files (default: see minigraph.datasets)")
     args = parser.parse_args(argv)
-    print(f"numpy {np.__version__}, OPENBLAS_NUM_THREADS={os.environ.get('OPENBLAS_NUM_THREADS', 'unset')}, "
-          f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}")
+    print(bench_session.conditions())
     x, layers, loss, feed = mlp(32, 512, mg.relu)
     report_ratio("Forward pass of a 32-layer ReLU MLP (width 512)", [layers[-1]], feed, 0.15)
     x, layers, loss, feed = mlp(8, 512, mg.relu)

@@ -207,13 +207,18 @@ def per_node_overhead(calls=20000):
     print(f"  overhead per node: {(graph - hand) / ops * 1e6:.2f} us")
 
 
+def conditions():
+    """numpy's version, the BLAS threads, the CPUs and the load: what a timing depends on."""
+    return (f"numpy {np.__version__}, OPENBLAS_NUM_THREADS={os.environ.get('OPENBLAS_NUM_THREADS', 'unset')}, "
+            f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}")
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=5, help="epochs timed per trainer (default 5)")
     parser.add_argument("--data-dir", help="folder of the MNIST files (default: see minigraph.datasets)")
     args = parser.parse_args(argv)
-    print(f"numpy {np.__version__}, OPENBLAS_NUM_THREADS={os.environ.get('OPENBLAS_NUM_THREADS', 'unset')}, "
-          f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}")
+    print(conditions())
     images, labels = load_mnist("train", data_dir=args.data_dir)
     data = list(batches(images, labels, BATCH, rng=0))  # a list: every trainer and repeat gets the same batches
     per_node_overhead()

@@ -48,7 +48,8 @@ import tracemalloc
 from collections import defaultdict, namedtuple
 
 from .autodiff import gradient_override, gradient_rule, gradients
-from .graph import Node, Op, Placeholder, describe, format_shape, make_node, role_scope, topological_sort
+from .graph import (Node, Op, Placeholder, describe, format_shape, make_node, role_scope, shapes_compatible,
+                    topological_sort)
 from .ops.shape import broadcast_keeps_shape
 
 # ---------------------------------------------------------------------------------------------- liveness
@@ -302,7 +303,7 @@ def concrete_shapes(order, feed_shapes):
         if isinstance(node, Placeholder):
             given = feed_shapes.get(node, node.shape)
             shape = None if given is None else tuple(getattr(given, "shape", given))
-            if shape is None or None in shape or not _fits(shape, node.shape):
+            if shape is None or None in shape or not shapes_compatible(shape, node.shape):
                 raise ValueError(f"placeholder {describe(node)} needs a feed shape that fits "
                                  f"{format_shape(node.shape)}, got {format_shape(shape)}")
         elif not node.inputs:
@@ -311,10 +312,6 @@ def concrete_shapes(order, feed_shapes):
             shape = node.op.infer_shape(node, [shapes[x] for x in node.inputs])
         shapes[node] = None if shape is None else tuple(shape)
     return shapes
-
-
-def _fits(shape, declared):
-    return declared is None or (len(shape) == len(declared) and all(d is None or d == n for d, n in zip(declared, shape)))
 
 
 # ---------------------------------------------------------------------------------------------- order
@@ -332,8 +329,15 @@ def memory_order(fetches):
     depth = {}
     for node in nodes:
         depth[node] = 1 + max((depth[x] for x in node.inputs), default=-1)
+    roots = nodes[-1:] if isinstance(fetches, Node) else fetches
+    return post_order(sorted(roots, key=depth.get), lambda node: sorted(node.inputs, key=depth.get))
+
+
+def post_order(roots, inputs):
+    """The nodes reached from ``roots`` through ``inputs(node)`` (a list, followed in its order), each after
+    the nodes it reaches: a depth-first post-order, without recursion."""
     order, visited = [], set()
-    for root in sorted(nodes[-1:] if isinstance(fetches, Node) else fetches, key=depth.get):
+    for root in roots:
         stack = [(root, False)]
         while stack:
             node, expanded = stack.pop()
@@ -342,7 +346,7 @@ def memory_order(fetches):
             elif node not in visited:
                 visited.add(node)
                 stack.append((node, True))
-                stack.extend((x, False) for x in sorted(node.inputs, key=depth.get, reverse=True) if x not in visited)
+                stack.extend((x, False) for x in reversed(inputs(node)) if x not in visited)
     return order
 
 
@@ -453,17 +457,10 @@ def checkpointed_gradients(y, xs, checkpoints="sqrt", grad_y=None):
 
     def reading_twins(grad, trigger):
         """``grad`` rebuilt so that the nodes the rule just built read twins instead of recomputed values."""
-        if grad in recomputed:
-            return twin(grad, trigger)
-        built, visited, stack = [], {trigger}, [(grad, False)]
-        while stack:  # the rule's new nodes, inputs first: what grad reaches without entering the forward graph or the adjoint
-            node, expanded = stack.pop()
-            if expanded:
-                built.append(node)
-            elif node not in visited:
-                visited.add(node)
-                stack.append((node, True))
-                stack.extend((x, False) for x in node.inputs if x not in visited and x not in position)
+        if grad is trigger or grad in position:
+            return twin(grad, trigger) if grad in recomputed else grad
+        # the nodes the rule built, inputs first: what grad reaches without entering the forward graph or the adjoint
+        built = post_order([grad], lambda node: [x for x in node.inputs if x is not trigger and x not in position])
         rebuilt = {}
         for node in built:
             inputs = [rebuilt[x] if x in rebuilt else twin(x, trigger) if x in recomputed else x for x in node.inputs]
