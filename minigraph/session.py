@@ -213,7 +213,7 @@ def reads_before_writes(order):
                 must_precede[node].append(writer)
     if all(position[r] < position[w] for r, ws in must_precede.items() for w in ws):
         return order
-    return priority_topological_order(order, position, must_precede)
+    return _priority_topological_order(order, position, must_precede)
 
 
 def _descendants(node, order, position):
@@ -224,9 +224,8 @@ def _descendants(node, order, position):
     return reached
 
 
-def priority_topological_order(order, position, extra_edges):
-    """Kahn's algorithm over inputs plus ``extra_edges`` (``{node: nodes that must come after it}``), taking
-    the ready node of smallest ``position[node]`` first."""
+def _priority_topological_order(order, position, extra_edges):
+    """Kahn's algorithm over inputs plus ``extra_edges``, taking ready nodes in their ``order`` position."""
     waits_for = {node: set(node.inputs) for node in order}
     for before, afters in extra_edges.items():
         for after in afters:
