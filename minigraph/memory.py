@@ -25,6 +25,8 @@ executor compute a wrong value: a bad plan is an error that names the nodes.
   the overwritten value is one of its inputs (dying at this very step), that is *in place*
   (``plan.in_place``): the op must declare ``in_place`` and the shapes and dtypes must provably agree.
   Otherwise the two values have the same fully known shape and dtype (*co-sharing* a dead buffer).
+- A view has no buffer of its own: ``plan.base[node]`` is the value whose array it shares (``None`` for
+  what is not the planner's), so its memory is ``plan.buffer[plan.base[node]]``.
 - A buffer is freed after the step at which its last value dies.
 - Concurrency (chapter 07): a node that overwrites a buffer must not start while a reader of the value it
   overwrites may still run; :meth:`MemoryPlan.write_after_read` lists those extra dependencies. Values in
