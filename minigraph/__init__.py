@@ -69,6 +69,7 @@ from .ops import (
     sum_to,
     tanh,
     transpose,
+    where,
     zeros_like,
 )
 from .session import Executor, Session

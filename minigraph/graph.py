@@ -9,7 +9,6 @@ that lives in a Session (and that update ops change), a :class:`Constant` holds 
 """
 
 import contextlib
-import numbers
 import re
 
 import numpy as np
@@ -67,7 +66,8 @@ class Node:
 
     Nodes hash by identity, so they are dict keys (``feed_dict``); ``==`` is identity too — use
     :func:`minigraph.equal` for an elementwise comparison. Python operators build nodes:
-    ``+ - * / @``, unary ``-``, ``**`` (scalar exponent) and ``.T``, with numpy broadcasting.
+    ``+ - * / @ **``, unary ``-`` and ``.T``, with numpy broadcasting. ``node.eval(feed_dict)`` computes
+    the node in the default session (see :meth:`~minigraph.session.Session.as_default`).
     """
 
     __array_ufunc__ = None  # ``numpy_array + node`` calls ``node.__radd__`` instead of looping over the array
@@ -127,13 +127,21 @@ class Node:
         return ops.pow(self, exponent)
 
     def __rpow__(self, base):
-        if not (isinstance(base, numbers.Real) and base > 0):
-            raise ValueError(f"{base} ** {self.name!r}: a number raised to a node needs a positive base")
-        return ops.exp(self * float(np.log(base)))  # b ** x = exp(x log b)
+        return ops.pow(base, self)
 
     @property
     def T(self):
         return ops.transpose(self)
+
+    # TensorFlow 1's shortcuts for running one node in the default session.
+    def eval(self, feed_dict=None, session=None):
+        """The value of this node, computed by ``session`` or else the default session (``with
+        sess.as_default():``, ``with Session() as sess:``): ``accuracy.eval({x: images, y: labels})``."""
+        return session_module.default_session(session, self).run(self, feed_dict)
+
+    def run(self, feed_dict=None, session=None):
+        """Run this node for its effect, like :meth:`eval` but returning nothing: ``train_step.run(feed)``."""
+        self.eval(feed_dict, session)
 
 
 def format_shape(shape):
@@ -193,7 +201,11 @@ class Op:
 
     def __call__(self, *inputs, name=None):
         like = next((x for x in inputs if isinstance(x, Node)), None)
-        return make_node(self, [as_node(x, like) for x in inputs], name)
+        try:
+            nodes = [as_node(x, like) for x in inputs]
+        except TypeError as error:  # a string or None given as an operand
+            raise TypeError(f"{self.name}: {error}") from None
+        return make_node(self, nodes, name)
 
     def compute(self, node, input_values):
         raise NotImplementedError(f"{type(self).__name__}.compute is not implemented")
@@ -266,11 +278,13 @@ PLACEHOLDER, VARIABLE, CONSTANT = Source("placeholder"), Source("variable"), Sou
 
 
 def _default_array(value, dtype):
-    """``value`` as an array; Python floats become float32 and ints int64 unless ``dtype`` is given."""
-    if dtype is not None:
-        return np.array(value, dtype=dtype)
-    array = np.array(value)
-    if not isinstance(value, (np.ndarray, np.generic)) and array.dtype == np.float64:
+    """``value`` as a numeric array; Python floats become float32 and ints int64 unless ``dtype`` is given."""
+    array = np.array(value, dtype=dtype)
+    if array.dtype.kind not in "biufc":  # a string, None, a list of mixed things: no arithmetic is defined
+        shown = repr(value) if len(repr(value)) <= 40 else repr(value)[:37] + "..."
+        raise TypeError(f"{type(value).__name__} {shown} is not a number or an array of numbers "
+                        f"(numpy makes it a {array.dtype} array), so it cannot be a value in the graph")
+    if dtype is None and not isinstance(value, (np.ndarray, np.generic)) and array.dtype == np.float64:
         array = array.astype(np.float32)
     return array
 
@@ -352,10 +366,11 @@ def topological_sort(fetches):
     """All nodes the ``fetches`` depend on, each after its inputs (iterative depth-first post-order).
 
     Inputs are visited left to right, so the order is deterministic; no recursion, so deep graphs are fine.
+    A node met again while it is still on the stack closes a cycle, which no order can have: an error.
     """
     if isinstance(fetches, Node):
         fetches = [fetches]
-    order, visited = [], set()
+    order, visited, finished = [], set(), set()
     for root in fetches:
         if root in visited:
             continue
@@ -369,10 +384,20 @@ def topological_sort(fetches):
                 if child not in visited:
                     visited.add(child)
                     stack.append((child, 0))
+                elif child not in finished:
+                    raise _cycle_error([n for n, _ in stack], child)
             else:
                 stack.pop()
                 order.append(node)
+                finished.add(node)
     return order
+
+
+def _cycle_error(path, node):
+    """The error for a cycle: ``node`` is an input of the last node of ``path`` and already on ``path``."""
+    cycle = path[path.index(node):] + [node]
+    return ValueError("the graph has a cycle, " + " -> ".join(repr(n.name) for n in reversed(cycle))
+                      + ", so no node of it can be computed first (were the inputs of a node edited?)")
 
 
 def trainable_variables(fetches):
@@ -381,3 +406,4 @@ def trainable_variables(fetches):
 
 
 from . import ops  # noqa: E402  (the operators above build nodes with the ops defined on top of this module)
+from . import session as session_module  # noqa: E402  (node.eval runs in a Session, defined on top of this module)

@@ -8,9 +8,11 @@ filled in ahead of time. A run copies that list, puts the feeds in their slots a
 graph walking, no dict lookups per node.
 """
 
+import contextlib
 import heapq
 import operator
 from collections import defaultdict
+import threading
 
 import numpy as np
 
@@ -150,15 +152,26 @@ def check_feed(placeholder, value):
     """``value`` as an array that fits ``placeholder`` (see :class:`Executor` for the rules)."""
     array = value if type(value) is np.ndarray else np.asarray(value)
     if array.dtype != placeholder.dtype:
-        if not np.can_cast(array.dtype, placeholder.dtype, "same_kind"):
-            raise TypeError(f"feed for placeholder {describe(placeholder)}: cannot use {array.dtype} data for a "
-                            f"{placeholder.dtype} placeholder; convert it with .astype(...)")
-        array = array.astype(placeholder.dtype)
+        array = cast_within_kind(array, placeholder.dtype, f"feed for placeholder {describe(placeholder)}")
     shape = placeholder.shape
     if shape is not None and (array.ndim != len(shape) or any(d is not None and d != n for d, n in zip(shape, array.shape))):
         raise ValueError(f"feed for placeholder {placeholder.name!r} has shape {format_shape(array.shape)}, "
                          f"but the placeholder was declared {format_shape(shape)}")
     return array
+
+
+def cast_within_kind(array, dtype, what):
+    """``array`` converted to ``dtype`` when numpy calls the cast "same kind" (float64 to float32, int to
+    float) and, between integer types, every value fits (an int64 label of 2**40 would wrap in int32)."""
+    if not np.can_cast(array.dtype, dtype, "same_kind"):
+        raise TypeError(f"{what}: {array.dtype} data cannot become {dtype} (only casts within a kind are made, "
+                        "such as float64 to float32); convert it with .astype(...)")
+    if array.dtype.kind in "iu" and dtype.kind in "iu" and array.size and not np.can_cast(array.dtype, dtype):
+        low, high, limits = array.min(), array.max(), np.iinfo(dtype)
+        if low < limits.min or high > limits.max:
+            raise ValueError(f"{what}: {array.dtype} values from {low} to {high} do not fit {dtype} "
+                             f"[{limits.min}, {limits.max}]; converting would wrap them around")
+    return array.astype(dtype)
 
 
 def _check_feed_keys(feed_dict):
@@ -257,7 +270,8 @@ class Session:
     same structure is returned). Variables start at their initial values — no init step — and assign ops
     run in this session change them. Each distinct fetch set is compiled once to an :class:`Executor`.
     ``sort`` replaces :func:`~minigraph.topological_sort` in every Executor, ``memory`` chooses their memory
-    planner (see :class:`Executor`). ``with Session() as sess:`` closes the session at the end of the block.
+    planner (see :class:`Executor`). ``with Session() as sess:`` makes it the default session inside the
+    block (see :meth:`as_default`) and closes it at the end.
     """
 
     def __init__(self, sort=None, memory="plan"):
@@ -283,17 +297,60 @@ class Session:
         value = np.asarray(value)
         if value.shape != var.shape:
             raise ValueError(f"set_value: variable {describe(var)} cannot take a value of shape {format_shape(value.shape)}")
-        np.copyto(variable_buffer(self.variables, var), value, casting="same_kind")
+        value = cast_within_kind(value, var.dtype, f"set_value of variable {describe(var)}")
+        np.copyto(variable_buffer(self.variables, var), value)
 
     def close(self):
         """Forget the variables' values and the compiled executors."""
         self.variables, self._executors, self._closed = {}, {}, True
 
+    @contextlib.contextmanager
+    def as_default(self):
+        """``with sess.as_default():`` — inside the block, ``node.eval(feed_dict)`` and ``node.run(feed_dict)``
+        run in ``sess`` (TensorFlow 1's default session; one stack of them per thread)."""
+        _default_sessions().append(self)
+        try:
+            yield self
+        finally:
+            _leave_default(self)
+
     def __enter__(self):
+        _default_sessions().append(self)
         return self
 
     def __exit__(self, *exc_info):
+        _leave_default(self)
         self.close()
+
+
+_thread_state = threading.local()
+
+
+def _default_sessions():
+    """This thread's stack of default sessions, innermost last."""
+    if not hasattr(_thread_state, "defaults"):
+        _thread_state.defaults = []
+    return _thread_state.defaults
+
+
+def _leave_default(session):
+    stack = _default_sessions()
+    del stack[len(stack) - 1 - stack[::-1].index(session)]  # its last entry, even if blocks close out of order
+
+
+def get_default_session():
+    """The innermost default session of this thread (see :meth:`Session.as_default`), or ``None``."""
+    stack = _default_sessions()
+    return stack[-1] if stack else None
+
+
+def default_session(session, node):
+    """``session`` if given, else the default session; an error naming ``node`` when there is neither."""
+    session = session or get_default_session()
+    if session is None:
+        raise RuntimeError(f"no session to compute {describe(node)} in: pass session=sess, or run inside "
+                           "`with sess.as_default():` or `with Session() as sess:`")
+    return session
 
 
 def _flatten(fetches, flat):

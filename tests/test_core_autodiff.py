@@ -174,3 +174,30 @@ def test_the_gradient_of_x_to_the_zero_is_zero_even_at_zero():
     x = mg.placeholder("x", (2,), "float64")
     (grad,) = mg.gradients(mg.reduce_sum(x ** 0), [x])
     assert mg.Session().run(grad, {x: np.array([0.0, 3.0])}).tolist() == [0.0, 0.0]
+
+
+@pytest.mark.parametrize("labels, dtype, fragment", [
+    ([2], "int64", r"the integer labels 'labels' have shape \(1,\) at run time, but the logits 'logits' of shape \(2, 3\) need labels of shape \(2,\)"),
+    ([[0], [2]], "int64", r"integer labels 'labels' have shape \(2, 1\)"),
+    ([[0.0, 1.0, 0.0]], "float32", r"the float \(one-hot\) labels 'labels' have shape \(1, 3\) at run time, .* need labels of shape \(2, 3\)"),
+])
+def test_softmax_cross_entropy_refuses_labels_that_numpy_would_broadcast(labels, dtype, fragment):
+    """Labels that do not match the logits gave a wrong loss and gradient without a word (e.g. labels [2]
+    for two rows of logits gave [0.0134, 0.0134] instead of [0.0134, 5.0134])."""
+    logits = mg.placeholder("logits", (None, 3))
+    y = mg.placeholder("labels", None, dtype)  # unknown rank: only the run-time check can see the mismatch
+    loss = mg.softmax_cross_entropy(logits, y, name="ce")
+    feed = {logits: [[0.0, 0.0, 5.0], [0.0, 0.0, 5.0]], y: np.array(labels, dtype)}
+    for fetch in (loss, mg.gradients(mg.reduce_sum(loss), logits)):
+        with pytest.raises(mg.ShapeError, match=fragment):
+            mg.Session().run(fetch, feed)
+    indices = mg.placeholder("indices", None, "int64")
+    right = mg.Session().run(mg.softmax_cross_entropy(logits, indices), {logits: feed[logits], indices: [2, 0]})
+    assert np.allclose(right, [0.0134, 5.0134], atol=1e-4)
+
+
+def test_softmax_cross_entropy_labels_known_when_building_are_checked_then():
+    logits = mg.placeholder("logits", (2, 3))
+    for labels in (mg.constant([2]), mg.constant([[0], [2]]), mg.constant(np.eye(3, dtype=np.float32)[:1])):
+        with pytest.raises(mg.ShapeError, match=r"softmax_cross_entropy: cannot build .* from 'logits' \(2, 3\), 'constant.*' .* labels need shape"):
+            mg.softmax_cross_entropy(logits, labels)

@@ -116,6 +116,72 @@ def test_matmul(transpose_a, transpose_b, n, k, m, batch_unknown, seed):
     check_op(lambda x, y: mg.matmul(x, y, transpose_a, transpose_b), [a, b], seed, unknown=unknown)
 
 
+@pytest.mark.parametrize("transpose_a", [False, True])
+@pytest.mark.parametrize("transpose_b", [False, True])
+@FAST
+@given(batches=mutually_broadcastable_shapes(num_shapes=2, min_dims=1, max_dims=2, max_side=3),
+       n=st.integers(1, 3), k=st.integers(1, 3), m=st.integers(1, 3), unknown=st.booleans(), seed=seeds)
+def test_batched_matmul_broadcasts_batch_dimensions(transpose_a, transpose_b, batches, n, k, m, unknown, seed):
+    """Stacks of matrices (numpy's ``@``): the gradient of a broadcast stack is summed over the batch."""
+    rng = np.random.default_rng(seed)
+    batch_a, batch_b = batches.input_shapes
+    a = rng.standard_normal((*batch_a, *((k, n) if transpose_a else (n, k))))
+    b = rng.standard_normal((*batch_b, *((m, k) if transpose_b else (k, m))))
+    flags = [[unknown] * len(batch_a) + [False, False], [unknown] * len(batch_b) + [False, False]]
+    build = lambda x, y: mg.matmul(x, y, transpose_a, transpose_b)
+    check_op(build, [a, b], seed, unknown=flags)
+    xs = [mg.placeholder(f"x{i}", declared(v.shape, u), "float64") for i, (v, u) in enumerate(zip((a, b), flags))]
+    expected = np.swapaxes(a, -1, -2) if transpose_a else a
+    expected = expected @ (np.swapaxes(b, -1, -2) if transpose_b else b)
+    assert np.allclose(mg.Session().run(build(*xs), dict(zip(xs, (a, b)))), expected)
+    tangents = [rng.standard_normal(a.shape), rng.standard_normal(b.shape)]
+    check_jvp(build, [a, b], tangents, seed)
+
+
+def check_jvp(build, arrays, tangents, seed):
+    """``<u, J t> = <Jᵀ u, t>``: the forward-mode tangent of ``build`` against its gradients."""
+    rng = np.random.default_rng(seed)
+    xs = [mg.placeholder(f"x{i}", a.shape, "float64") for i, a in enumerate(arrays)]
+    feed, sess = dict(zip(xs, arrays)), mg.Session()
+    y = build(*xs)
+    u = mg.constant(rng.standard_normal(np.shape(sess.run(y, feed))))
+    forward = sess.run(mg.reduce_sum(u * mg.jvp(y, xs, [mg.constant(t) for t in tangents])), feed)
+    grads = sess.run(mg.gradients(y, xs, grad_y=u), feed)
+    assert np.isclose(forward, sum(np.sum(g * t) for g, t in zip(grads, tangents)), rtol=1e-9, atol=1e-9)
+
+
+@pytest.mark.parametrize("base_kind", ["positive", "number"])
+@FAST
+@given(shapes=mutually_broadcastable_shapes(num_shapes=2, min_dims=0, max_dims=3, max_side=3),
+       unknown=st.lists(st.lists(st.booleans(), min_size=3, max_size=3), min_size=2, max_size=2), seed=seeds)
+def test_power_with_a_node_exponent(base_kind, shapes, unknown, seed):
+    """``a ** b`` with gradients for the base and the exponent; ``number ** node`` too."""
+    rng = np.random.default_rng(seed)
+    a, b = rng.uniform(0.5, 2.0, size=shapes.input_shapes[0]), rng.uniform(-2.0, 2.0, size=shapes.input_shapes[1])
+    if base_kind == "number":
+        check_op(lambda e: 1.7**e, [b], seed, unknown=[unknown[1][: b.ndim]])
+        check_jvp(lambda e: 1.7**e, [b], [rng.standard_normal(b.shape)], seed)
+        return
+    check_op(lambda x, e: x**e, [a, b], seed, unknown=[u[: v.ndim] for u, v in zip(unknown, (a, b))])
+    check_jvp(lambda x, e: x**e, [a, b], [rng.standard_normal(a.shape), rng.standard_normal(b.shape)], seed)
+
+
+def test_power_gradients_at_a_zero_base_and_a_zero_exponent_are_the_limits_not_nan():
+    x, e = mg.placeholder("x", (4,), "float64"), mg.placeholder("e", (4,), "float64")
+    with np.errstate(invalid="ignore"):  # log(-2): x^e is not differentiable in e for x < 0
+        grads = mg.Session().run(mg.gradients(mg.reduce_sum(x**e), [x, e]), {x: [0, 0, 2, -2], e: [2, 0, 0, 2]})
+    assert np.array_equal(grads[0], [0, 0, 0, -4]) and np.array_equal(grads[1], [0, 0, np.log(2), np.nan], equal_nan=True)
+
+
+@FAST
+@given(shapes=mutually_broadcastable_shapes(num_shapes=3, min_dims=0, max_dims=3, max_side=3), seed=seeds)
+def test_where(shapes, seed):
+    rng = np.random.default_rng(seed)
+    condition = mg.constant(rng.random(shapes.input_shapes[0]) < 0.5)
+    a, b = (rng.standard_normal(shape) for shape in shapes.input_shapes[1:])
+    check_op(lambda x, y: mg.where(condition, x, y), [a, b], seed)
+
+
 @st.composite
 def shape_and_axis(draw):
     shape = draw(array_shapes(min_dims=1, max_dims=3, max_side=3))

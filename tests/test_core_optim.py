@@ -225,3 +225,40 @@ def test_minimize_names_a_broken_gradients_function(broken, fragment):
 def test_weight_decay_of_no_weights_is_a_clear_error():
     with pytest.raises(ValueError, match="needs at least one weight"):
         mg.nn.weight_decay([], 1e-4)
+
+
+@pytest.mark.parametrize("lr, error, fragment", [
+    (float("nan"), ValueError, "must be a finite number, got nan"),
+    (float("inf"), ValueError, "must be a finite number, got inf"),
+    (np.float32("-inf"), ValueError, "got -inf"),
+    ("0.1", TypeError, "must be a number, a scalar node or a schedule .* got the str '0.1'"),
+    (None, TypeError, "got the NoneType None"),
+    (True, TypeError, "got the bool True"),
+    (mg.constant([0.1, 0.2]), TypeError, "must be a float scalar"),
+])
+def test_an_unusable_learning_rate_is_refused_when_the_optimizer_is_built(lr, error, fragment):
+    for optimizer in (mg.optim.SGD, mg.optim.Adam, mg.optim.Momentum):
+        with pytest.raises(error, match=fragment):
+            optimizer(lr)
+
+
+def test_a_schedule_that_gives_nan_is_named_at_run_time():
+    w = mg.Variable(np.ones(2, np.float32), name="w")
+    step = mg.optim.SGD(lambda t: float("nan") if t == 2 else 0.1).minimize(mg.reduce_sum(w * w))
+    sess = mg.Session()
+    sess.run(step), sess.run(step)
+    with pytest.raises(ValueError, match="the learning-rate schedule .* gave nan at step 2, not a finite number"):
+        sess.run(step)
+
+
+def test_an_update_rule_that_returns_nothing_is_warned_about():
+    class Forgetful(mg.optim.SGD):
+        def update(self, var, grad):
+            mg.assign_sub(var, self.learning_rate * grad)  # built, but not returned: it never runs
+
+    w = mg.Variable(np.ones(2, np.float32), name="w")
+    with pytest.warns(UserWarning, match=r"Forgetful.update returned None for 'w' \(2,\), so the step leaves it unchanged"):
+        step = Forgetful(0.1).minimize(mg.reduce_sum(w * w))
+    sess = mg.Session()
+    sess.run(step)
+    assert np.array_equal(sess.run(w), [1, 1])

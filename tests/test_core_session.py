@@ -87,7 +87,7 @@ def test_feed_dtypes_are_cast_within_a_kind_and_refused_across(graph):
     assert sess.run(y, {x: np.ones((1, 2), np.float64)}).dtype == np.float32
     assert sess.run(y, {x: [[1, 1]]}).dtype == np.float32  # ints into a float placeholder: converted
     assert sess.run(labels * 2, {labels: np.array([1, 2], np.int32)}).dtype == np.int64
-    with pytest.raises(TypeError, match="cannot use float64 data for a int64 placeholder"):
+    with pytest.raises(TypeError, match=r"placeholder 'labels' \(None,\): float64 data cannot become int64"):
         sess.run(labels * 2, {labels: np.array([1.0, 2.0])})
 
 
@@ -111,10 +111,10 @@ def test_errors_inside_compute_name_the_node():
     logits = mg.placeholder("logits", (None, 3))
     labels = mg.placeholder("labels", (None,), "int64")
     loss = mg.softmax_cross_entropy(logits, labels, name="ce")
-    with pytest.raises(IndexError, match="out of bounds") as error:
+    with pytest.raises(ValueError, match="the labels 'labels' hold 3, but the logits 'logits' have 3 classes") as error:
         mg.Session().run(loss, {logits: np.zeros((2, 3)), labels: [0, 3]})
     assert "while computing softmax_cross_entropy node 'ce' (None,)" in "".join(error.value.__notes__)
-    with pytest.raises(ValueError, match=r"'ce': labels must be class indices in \[0, 3\), got -1"):
+    with pytest.raises(ValueError, match=r"'ce': the labels 'labels' hold -1, .* labels must lie in \[0, 3\)"):
         mg.Session().run(loss, {logits: np.zeros((2, 3)), labels: [0, -1]})
 
 
@@ -165,3 +165,37 @@ def test_set_value_overwrites_a_variable(graph):
     assert np.array_equal(sess.run(W), np.eye(2))
     with pytest.raises(ValueError, match=r"cannot take a value of shape \(3,\)"):
         sess.set_value(W, np.ones(3))
+
+
+def test_integer_feeds_that_do_not_fit_are_refused_instead_of_wrapping():
+    small = mg.placeholder("small", (None,), "int32")
+    sess = mg.Session()
+    assert sess.run(small * 1, {small: np.array([2**31 - 1, -(2**31)], np.int64)}).tolist() == [2**31 - 1, -(2**31)]
+    for values in ([2**31], [-(2**31) - 1], [0, 2**40]):
+        with pytest.raises(ValueError, match=r"placeholder 'small' \(None,\): int64 values from .* do not fit int32"):
+            sess.run(small * 1, {small: np.array(values, np.int64)})
+    pixels = mg.placeholder("pixels", (None,), "uint8")
+    with pytest.raises(ValueError, match=r"uint16 values from 3 to 300 do not fit uint8 \[0, 255\]"):
+        sess.run(pixels * 1, {pixels: np.array([3, 300], np.uint16)})
+    counter = mg.Variable(np.int32(0), name="counter")
+    with pytest.raises(ValueError, match="set_value of variable 'counter'.*do not fit int32"):
+        sess.set_value(counter, np.int64(2**33))
+
+
+def test_eval_and_run_use_the_default_session():
+    counter = mg.Variable(np.float32(0), name="counter")
+    x = mg.placeholder("x", ())
+    increment, doubled = mg.assign_add(counter, 1.0), counter * x
+    with pytest.raises(RuntimeError, match=r"no session to compute 'mul.*' \(\) in: pass session=sess"):
+        doubled.eval({x: 2.0})
+    sess, other = mg.Session(), mg.Session()
+    with sess.as_default():
+        increment.run()
+        assert mg.session.get_default_session() is sess and doubled.eval({x: 2.0}) == 2.0
+        with other.as_default():
+            assert counter.eval() == 0.0 and counter.eval(session=sess) == 1.0
+        assert doubled.eval(feed_dict={x: 3.0}) == 3.0
+    assert mg.session.get_default_session() is None and increment.eval(session=sess) == 2.0
+    with mg.Session() as inner:
+        assert mg.session.get_default_session() is inner and increment.eval() == 1.0
+    assert mg.session.get_default_session() is None and inner._closed

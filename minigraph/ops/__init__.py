@@ -1,8 +1,8 @@
 """The operations of minigraph: each an :class:`~minigraph.graph.Op` subclass (compute, shape rule,
 gradient built from other ops) and a function that builds its node.
 
-- ``elementwise``: add, sub, mul, div, neg, pow, exp, log, sqrt, tanh, sigmoid, relu, equal, cast, ...
-- ``linalg``: matmul, the matrix product with transpose flags
+- ``elementwise``: add, sub, mul, div, neg, pow, exp, log, sqrt, tanh, sigmoid, relu, equal, where, cast, ...
+- ``linalg``: matmul, the (batched) matrix product with transpose flags
 - ``shape``: reshape, transpose, expand_dims, broadcast_to, sum_to
 - ``reduce``: reduce_sum, reduce_mean, argmax
 - ``logits``: softmax, log_softmax, softmax_cross_entropy
@@ -22,6 +22,7 @@ from .elementwise import (
     NoGradient,
     OnesLike,
     Pow,
+    Power,
     Relu,
     ReluGrad,
     Sigmoid,
@@ -29,6 +30,7 @@ from .elementwise import (
     Sub,
     Tanh,
     UnaryFloat,
+    Where,
     ZerosLike,
     add,
     cast,
@@ -47,6 +49,7 @@ from .elementwise import (
     sub,
     tanh,
     unbroadcast,
+    where,
     zeros_like,
 )
 from .linalg import MatMul, matmul

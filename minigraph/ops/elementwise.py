@@ -8,7 +8,7 @@ import numbers
 
 import numpy as np
 
-from ..graph import Node, Op
+from ..graph import Node, Op, as_node
 from .shape import broadcast_keeps_shape, broadcast_to, shape_like, static_broadcast, sum_to
 
 
@@ -156,7 +156,7 @@ class Neg(Elementwise):
 
 
 class Pow(Elementwise):
-    """``x ** p`` for a number ``p``. Gradient: ``g p x^(p-1)``."""
+    """``x ** p`` for a number ``p`` (a node exponent builds :class:`Power`). Gradient: ``g p x^(p-1)``."""
 
     name = "pow"
 
@@ -182,6 +182,45 @@ class Pow(Elementwise):
         if self.exponent == 2:
             return 2 * x
         return self.exponent * x ** (self.exponent - 1)
+
+
+class Power(Elementwise):
+    """``a ** b`` elementwise, for a node exponent ``b`` (or a number base ``a``). Gradients, unbroadcast:
+    ``g b a^(b-1)`` for ``a`` and ``g a^b log a`` for ``b``. Two points where the formulas give NaN are
+    written out: at ``b = 0``, ``a^0 = 1`` is constant in ``a`` (not ``0 · 0^-1``), and at ``a = 0``,
+    ``0^b = 0`` is constant in ``b`` (not ``0 · log 0``); for ``a < 0``, ``a^b`` is not real-differentiable
+    in ``b``: NaN."""
+
+    name = "power"
+
+    def compute(self, node, input_values):
+        a, b = input_values
+        return a**b
+
+    def gradient(self, node, output_grad):
+        a, b = node.inputs
+        base_grad = output_grad * b * a ** where(equal(b, 0), 1, b - 1)
+        exponent_grad = output_grad * node * log(where(equal(a, 0), 1, a))
+        return [unbroadcast(base_grad, a, node), unbroadcast(exponent_grad, b, node)]
+
+
+class Where(Elementwise):
+    """``where(condition, a, b)``: ``a`` where ``condition`` is true, else ``b`` (numpy broadcasting).
+    Gradient: ``g`` masked by the condition for ``a``, by its negation for ``b``; none for the condition."""
+
+    name = "where"
+
+    def compute(self, node, input_values):
+        return np.where(*input_values)
+
+    def infer_dtype(self, node, input_dtypes):
+        return np.result_type(*input_dtypes[1:])
+
+    def gradient(self, node, output_grad):
+        condition, a, b = node.inputs
+        zero = zeros_like(output_grad)
+        return [None, unbroadcast(where(condition, output_grad, zero), a, node),
+                unbroadcast(where(condition, zero, output_grad), b, node)]
 
 
 # ---------------------------------------------------------------------------------------------- functions
@@ -433,10 +472,19 @@ def neg(x, name=None):
 
 
 def pow(x, exponent, name=None):
-    """``x ** exponent`` for a number ``exponent``."""
-    if not isinstance(exponent, numbers.Number):
-        raise TypeError(f"pow: the exponent must be a number, got {type(exponent).__name__} (for a node exponent use exp(e * log(x)))")
-    return Pow(exponent)(x, name=name)
+    """``x ** exponent``: :class:`Pow` for a node ``x`` and a number ``exponent``, else :class:`Power` (a node
+    exponent, or a number raised to a node: ``10 ** y`` is computed as ``np.power``, exactly)."""
+    if isinstance(x, Node) and isinstance(exponent, numbers.Number):
+        return Pow(exponent)(x, name=name)
+    return _binary(Power(), x, exponent, name)
+
+
+def where(condition, a, b, name=None):
+    """``a`` where ``condition`` (a bool node) is true, else ``b``, elementwise with numpy broadcasting."""
+    if not isinstance(condition, Node) or condition.dtype != np.bool_:
+        raise TypeError(f"where: the condition must be a bool node, got {condition!r}")
+    like = a if isinstance(a, Node) else b if isinstance(b, Node) else None  # a number takes the other's dtype
+    return Where()(condition, as_node(a, like), as_node(b, like), name=name)
 
 
 def exp(x, name=None):

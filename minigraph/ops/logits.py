@@ -6,7 +6,7 @@ so ``exp`` never overflows, even for logits of magnitude 1e4.
 
 import numpy as np
 
-from ..graph import Op, format_shape, shapes_compatible
+from ..graph import Op, ShapeError, format_shape, shapes_compatible
 from .elementwise import UnaryFloat, exp, ones_like
 from .reduce import reduce_sum
 from .shape import expand_dims
@@ -79,11 +79,28 @@ def _integer_labels(node):
     return node.dtype.kind in "iu"
 
 
-def _label_index(node, labels, values):
-    """Index of ``values[..., label]`` for each row; negative labels (which numpy would wrap around) are
-    refused, too large ones make numpy raise an IndexError."""
-    if labels.size and labels.min() < 0:
-        raise ValueError(f"{node.name!r}: labels must be class indices in [0, {values.shape[-1]}), got {labels.min()}")
+def check_labels(node, logits, labels):
+    """Run-time check of the labels against the logits, which numpy would otherwise broadcast into a wrong
+    loss: integer labels of shape ``logits.shape[:-1]`` holding class indices in ``[0, classes)``, or float
+    labels of the shape of the logits."""
+    logits_node, labels_node = node.inputs[:2]
+    integer = labels.dtype.kind in "iu"
+    expected = logits.shape[:-1] if integer else logits.shape
+    if labels.shape != expected:
+        kind = "integer labels" if integer else "float (one-hot) labels"
+        raise ShapeError(f"{node.op.name} {node.name!r}: the {kind} {labels_node.name!r} have shape "
+                         f"{format_shape(labels.shape)} at run time, but the logits {logits_node.name!r} of shape "
+                         f"{format_shape(logits.shape)} need labels of shape {format_shape(expected)}")
+    if integer and labels.size:
+        low, high, classes = labels.min(), labels.max(), logits.shape[-1]
+        if low < 0 or high >= classes:
+            bad = low if low < 0 else high
+            raise ValueError(f"{node.op.name} {node.name!r}: the labels {labels_node.name!r} hold {bad}, but the "
+                             f"logits {logits_node.name!r} have {classes} classes: labels must lie in [0, {classes})")
+
+
+def _label_index(labels, values):
+    """Index of ``values[..., label]`` for each row (labels already checked by :func:`check_labels`)."""
     if values.ndim == 2:
         return np.arange(len(labels)), labels
     return (*np.indices(labels.shape, sparse=True), labels)
@@ -102,9 +119,10 @@ class SoftmaxCrossEntropy(Op):
 
     def compute(self, node, input_values):
         logits, labels = input_values
+        check_labels(node, logits, labels)
         if labels.dtype.kind in "iu":  # log sum exp(z) - z[label], on z - max(z)
             shifted = logits - logits.max(axis=-1, keepdims=True)
-            return np.log(np.exp(shifted).sum(axis=-1)) - shifted[_label_index(node, labels, logits)]
+            return np.log(np.exp(shifted).sum(axis=-1)) - shifted[_label_index(labels, logits)]
         return -(labels * stable_log_softmax(logits, -1)).sum(axis=-1)
 
     def infer_dtype(self, node, input_dtypes):
@@ -149,9 +167,10 @@ class SoftmaxCrossEntropyGrad(Op):
 
     def compute(self, node, input_values):
         logits, labels, grad = input_values
+        check_labels(node, logits, labels)
         p = stable_softmax(logits, -1)
         if labels.dtype.kind in "iu":
-            p[_label_index(node, labels, p)] -= 1
+            p[_label_index(labels, p)] -= 1
         else:
             p = p * labels.sum(axis=-1, keepdims=True) - labels
         return np.multiply(p, grad[..., None], out=p if p.dtype == node.dtype else None)  # in place if it can

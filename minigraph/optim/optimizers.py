@@ -1,5 +1,9 @@
 """The optimizers. Each ``update(var, grad)`` states its rule in a few graph ops; ``minimize`` does the rest."""
 
+import math
+import numbers
+import warnings
+
 import numpy as np
 
 from ..autodiff import gradients as autodiff_gradients
@@ -26,7 +30,7 @@ class Optimizer:
     """
 
     def __init__(self, lr, gradients=None):
-        self.lr = lr
+        self.lr = checked_rate(lr)
         self.gradients = gradients or autodiff_gradients
         self.iterations = Variable(np.int64(0), name="iterations", trainable=False)
         self._slots = {}
@@ -46,6 +50,10 @@ class Optimizer:
             updates = []
             for var, grad in zip(var_list, grads):
                 result = self.update(var, grad)
+                if result is None:  # nothing to run for var: the nodes update built (if any) never run
+                    warnings.warn(f"{type(self).__name__}.update returned None for {describe(var)}, so the step "
+                                  "leaves it unchanged; return the assign node(s) that update it", stacklevel=2)
+                    continue
                 updates += list(result) if isinstance(result, (list, tuple)) else [result]
             return group(*updates, count, name=f"{type(self).__name__.lower()}_step")
 
@@ -81,6 +89,23 @@ class Optimizer:
         return self.lr
 
 
+def checked_rate(lr):
+    """``lr`` if it is a finite number, a scalar float node or a schedule (a callable); else a clear error
+    now, rather than NaN weights after the first step."""
+    if isinstance(lr, Node):
+        if lr.dtype is None or lr.dtype.kind != "f" or lr.shape not in ((), None):
+            raise TypeError(f"lr: the learning-rate node {describe(lr)} must be a float scalar, not {lr.dtype}")
+        return lr
+    if callable(lr):
+        return lr
+    if isinstance(lr, numbers.Real) and not isinstance(lr, bool):
+        if not math.isfinite(lr):
+            raise ValueError(f"lr: the learning rate must be a finite number, got {lr}")
+        return lr
+    raise TypeError(f"lr: the learning rate must be a number, a scalar node or a schedule (a function of the "
+                    f"step), got the {type(lr).__name__} {lr!r}")
+
+
 class ScheduledRate(NoGradient):
     """The learning rate ``schedule(step)`` for the current value of the step counter (float32 scalar)."""
 
@@ -90,7 +115,12 @@ class ScheduledRate(NoGradient):
         self.schedule = schedule
 
     def compute(self, node, input_values):
-        return np.asarray(self.schedule(int(input_values[0])), dtype=node.dtype)
+        step = int(input_values[0])
+        rate = self.schedule(step)
+        if not (isinstance(rate, numbers.Real) and math.isfinite(rate)):
+            raise ValueError(f"the learning-rate schedule {self.schedule!r} gave {rate!r} at step {step}, not a "
+                             "finite number")
+        return np.asarray(rate, dtype=node.dtype)
 
     def infer_dtype(self, node, input_dtypes):
         return np.float32
