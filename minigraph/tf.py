@@ -9,22 +9,27 @@
     train_step = tf.train.GradientDescentOptimizer(0.5).minimize(cross_entropy)
     sess = tf.Session(); sess.run(tf.initialize_all_variables())
 
+The session idioms of the time work too: ``sess = tf.InteractiveSession()`` (or ``with sess.as_default():``,
+or ``with tf.Session() as sess:``) makes a default session, in which ``train_step.run(feed_dict=...)`` and
+``accuracy.eval(feed_dict=...)`` run; ``tf.app.run()`` calls a script's ``main(argv)``.
+
 Every name is a thin renaming of minigraph's own API (TF's argument names and defaults), not a second
-engine. Differences: variables already hold their initial values in a new Session (the initializers
-reset them, as in TF); ``tf.log(tf.nn.softmax(z))`` is computed as the stable ``log_softmax(z)``;
-random initial values are drawn when the graph is built, from a generator seeded with 0
-(:func:`set_random_seed` reseeds it).
+engine, and it covers a subset of TensorFlow 1: a missing name raises an AttributeError that says so.
+Differences: variables already hold their initial values in a new Session (the initializers reset them,
+as in TF); ``tf.log(tf.nn.softmax(z))`` is computed as minigraph's stable ``log_softmax(z)``; random initial
+values are drawn when the graph is built, from a generator seeded with 0 (:func:`set_random_seed` reseeds
+it); only placeholders can be fed.
 """
 
 import functools
-from types import SimpleNamespace
+import sys
 
 import numpy as np
 
 from . import graph, optim
 from . import ops as _ops
 from .autodiff import gradients as _gradients
-from .session import Session
+from .session import Session, get_default_session
 
 float16, float32, float64 = np.dtype("float16"), np.dtype("float32"), np.dtype("float64")
 int32, int64, bool = np.dtype("int32"), np.dtype("int64"), np.dtype("bool")
@@ -46,6 +51,51 @@ def set_random_seed(seed):
 def reset_default_graph():
     """Forget the variables the initializers know about."""
     _variables.clear()
+
+
+class InteractiveSession(Session):
+    """A Session that is the default session from its creation until it is closed, so that ``node.eval()``
+    and ``op.run()`` need no session in a notebook or a shell."""
+
+    def __init__(self):
+        super().__init__()
+        self._default = self.as_default()
+        self._default.__enter__()
+
+    def close(self):
+        super().close()
+        self._default.__exit__(None, None, None)
+
+
+# ---------------------------------------------------------------------------------------------- missing names
+
+
+def _missing(name):
+    return AttributeError(
+        f"minigraph.tf has no {name!r}: it covers the subset of TensorFlow 1 that the course's programs use "
+        "(help(minigraph.tf) lists it). Look for the operation in minigraph itself (help(minigraph.ops)), or "
+        "write it as an Op with compute, infer_shape and gradient (chapters 02 and 03 show how).")
+
+
+def __getattr__(name):
+    raise _missing(name)
+
+
+class _Namespace:
+    """A group of names such as ``tf.nn``; a name it lacks raises the facade's AttributeError."""
+
+    def __init__(self, path, **names):
+        self._path = path
+        vars(self).update(names)
+
+    def __getattr__(self, name):
+        raise _missing(f"{self._path}.{name}")
+
+    def __dir__(self):
+        return [name for name in vars(self) if not name.startswith("_")]
+
+    def __repr__(self):
+        return f"<minigraph.tf.{self._path}: {', '.join(self.__dir__())}>"
 
 
 # ---------------------------------------------------------------------------------------------- graph inputs
@@ -104,6 +154,7 @@ def matmul(a, b, transpose_a=False, transpose_b=False, name=None):
 
 add, subtract, multiply, divide, negative = _ops.add, _ops.sub, _ops.mul, _ops.div, _ops.neg
 log, exp, sqrt, tanh, sigmoid, equal = _ops.log, _ops.exp, _ops.sqrt, _ops.tanh, _ops.sigmoid, _ops.equal
+pow, where = _ops.pow, _ops.where
 
 
 def square(x, name=None):
@@ -202,13 +253,34 @@ def sparse_softmax_cross_entropy_with_logits(_sentinel=None, labels=None, logits
     return _ops.softmax_cross_entropy(logits, labels, name=name)
 
 
-nn = SimpleNamespace(
+nn = _Namespace(
+    "nn",
     softmax=lambda logits, axis=-1, name=None: _ops.softmax(logits, axis, name=name),
     log_softmax=lambda logits, axis=-1, name=None: _ops.log_softmax(logits, axis, name=name),
     relu=_ops.relu, sigmoid=_ops.sigmoid, tanh=_ops.tanh,
     softmax_cross_entropy_with_logits=softmax_cross_entropy_with_logits,
     sparse_softmax_cross_entropy_with_logits=sparse_softmax_cross_entropy_with_logits,
 )
+
+
+def _mean_loss(losses, weights):
+    if weights != 1.0:
+        raise ValueError("tf.losses: only weights=1.0 is supported")
+    return _ops.reduce_mean(losses)
+
+
+def _sparse_softmax_cross_entropy(labels, logits, weights=1.0):
+    """The mean cross-entropy of ``softmax(logits)`` against integer class ``labels``."""
+    return _mean_loss(_ops.softmax_cross_entropy(logits, labels), weights)
+
+
+def _softmax_cross_entropy(onehot_labels, logits, weights=1.0):
+    """The mean cross-entropy of ``softmax(logits)`` against one-hot (or probability) rows ``onehot_labels``."""
+    return _mean_loss(_ops.softmax_cross_entropy(logits, onehot_labels), weights)
+
+
+losses = _Namespace("losses", sparse_softmax_cross_entropy=_sparse_softmax_cross_entropy,
+                    softmax_cross_entropy=_softmax_cross_entropy)
 
 
 class _Tracked:
@@ -235,8 +307,18 @@ class AdamOptimizer(_Tracked, optim.Adam):
         super().__init__(learning_rate, beta1, beta2, epsilon)
 
 
-train = SimpleNamespace(GradientDescentOptimizer=GradientDescentOptimizer, MomentumOptimizer=MomentumOptimizer,
-                        AdamOptimizer=AdamOptimizer)
+train = _Namespace("train", GradientDescentOptimizer=GradientDescentOptimizer, MomentumOptimizer=MomentumOptimizer,
+                   AdamOptimizer=AdamOptimizer)
+
+
+def _run_main(main=None, argv=None):
+    """``tf.app.run``: exit with ``main(argv)``; ``main`` defaults to the ``main`` of the script being run and
+    ``argv`` to ``sys.argv`` (TF-1 also parsed its flags from ``argv`` first; minigraph.tf has no flags)."""
+    main = main or sys.modules["__main__"].main
+    sys.exit(main(sys.argv if argv is None else argv))
+
+
+app = _Namespace("app", run=_run_main)
 
 
 # ---------------------------------------------------------------------------------------------- data
@@ -268,5 +350,5 @@ def read_data_sets(train_dir=None, one_hot=False, seed=0):
         images, labels = load_mnist(split, data_dir=train_dir)
         return DataSet(images, encode(labels) if one_hot else labels, seed)
 
-    return SimpleNamespace(train=dataset("train"), test=dataset("test"))
+    return _Namespace("read_data_sets()", train=dataset("train"), test=dataset("test"))
 
