@@ -1,4 +1,5 @@
-"""Drawing: deterministic DOT source, a stable text form, distinct styles per kind of node."""
+"""Drawing: deterministic DOT source, a stable text form, distinct styles per kind of node, parts of big
+graphs, a legend, a bounded layout time and drawings that fit a notebook's width."""
 
 import re
 import shutil
@@ -79,3 +80,73 @@ def test_highlight_lays_attributes_over_the_style():
     assert by_dict.count("#123456") == 1
     by_function = mg.draw(y * 2, highlight=lambda node: {"color": "#abcdef"} if node is x else None).source
     assert by_function.count("#abcdef") == 1 and "<B>x</B>" in next(l for l in by_function.splitlines() if "#abcdef" in l)
+
+
+def tanh_chain_with_gradients(steps):
+    """The graph that sat in dot for minutes: a chain of tanh layers and its gradient (about 9 nodes a step)."""
+    x = mg.placeholder("x", (None, 8))
+    w = mg.Variable(np.ones((8, 8), np.float32), name="w")
+    h = x
+    for _ in range(steps):
+        h = mg.tanh(h @ w)
+    loss = mg.reduce_mean(h)
+    return x, w, h, loss, mg.gradients(loss, [w])[0]
+
+
+def test_a_big_graph_is_refused_with_the_ways_to_draw_a_part():
+    x, w, h, loss, grad = tanh_chain_with_gradients(40)
+    with pytest.raises(ValueError, match=r"draw: 3\d\d boxes to draw, more than max_nodes=200; .* hide=\['gradient', "
+                                         r"'update'\] .* between=\[node\] .* collapse=\['gradient'\] .* max_nodes=None"):
+        mg.draw([loss, grad])
+    forward = mg.draw([loss, grad], hide=["gradient"])
+    assert forward.node_count == len(mg.topological_sort(loss)) and "gradient" not in forward.source
+    assert mg.draw([loss, grad], collapse=["gradient"]).source.count("<B>gradients</B>") == 1
+    assert mg.draw([loss, grad], max_nodes=None).node_count == len(mg.topological_sort([loss, grad]))
+
+
+def test_between_draws_what_depends_on_the_given_nodes_and_marks_the_inputs_cut_off():
+    x, w, h, loss, grad = tanh_chain_with_gradients(3)
+    last_matmul = h.inputs[0]
+    part = mg.draw(loss, between=last_matmul)
+    labels = re.findall(r"<TD>([^<]+)</TD>", part.source)
+    assert labels == ["… tanh", "matmul", "tanh", "reduce_mean"] and "<B>w</B>" in part.source
+    cut_line = next(line for line in part.source.splitlines() if "… tanh" in line)
+    assert "style=dotted" in cut_line and part.source.count(" -> ") == 4  # no edge into the cut-off node
+    with pytest.raises(ValueError, match=r"the fetches do not depend on between=\['x_other'\]"):
+        mg.draw(loss, between=[mg.placeholder("x_other")])
+
+
+def test_the_legend_lists_the_kinds_drawn():
+    loss, step = softmax_regression_step()
+    source = mg.draw(step, legend=True, title="SGD").source
+    legend = re.search(r"label=<<FONT.*</FONT>>", source).group(0)
+    for text in ("SGD", "placeholder", "variable", "optimizer state", "gradient op", "update op", "assign", "shape only"):
+        assert text in legend
+    assert "tangent" not in legend and "legend" not in mg.draw(loss).source.lower()
+    assert 'BGCOLOR="#dbeafe" COLOR="#2563eb"' in legend  # the placeholder's own colours
+
+
+@pytest.mark.skipif(shutil.which("dot") is None, reason="graphviz's dot program is not installed")
+def test_dot_gets_a_time_limit():
+    x, w, h, loss, grad = tanh_chain_with_gradients(15)
+    drawing = mg.draw([loss, grad])
+    drawing.timeout = 0.01
+    with pytest.raises(TimeoutError, match=r"dot did not lay out <minigraph drawing: \d+ nodes> in 0.01 s. Draw a part"):
+        drawing._repr_mimebundle_()
+
+
+@pytest.mark.skipif(shutil.which("dot") is None, reason="graphviz's dot program is not installed")
+def test_wide_drawings_scale_to_the_output_width_and_narrow_ones_keep_their_size():
+    x, w, h, loss, grad = tanh_chain_with_gradients(12)
+    wide = mg.draw(loss, rankdir="LR")._repr_mimebundle_()["image/svg+xml"]
+    narrow = mg.draw(mg.exp(x))._repr_mimebundle_()["image/svg+xml"]
+    assert re.search(r'<svg width="100%"\s+viewBox="[\d. ]+"', wide) and "height=" not in wide.split("viewBox")[0]
+    assert re.search(r'<svg width="\d+pt" height="\d+pt"', narrow)
+
+
+def test_hand_made_drawings_have_a_stable_text_form():
+    drawing = mg.viz.Drawing()
+    drawing.node("x", "x")
+    drawing.node("y", "y")
+    drawing.edge("x", "y", label="N×784")
+    assert repr(drawing) == "<minigraph drawing: 2 nodes>"
