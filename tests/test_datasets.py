@@ -8,6 +8,7 @@ import socket
 import subprocess
 import sys
 import threading
+import time
 from contextlib import contextmanager
 from pathlib import Path
 from types import SimpleNamespace
@@ -16,8 +17,8 @@ import numpy as np
 import pytest
 
 from minigraph import datasets
-from minigraph.datasets import (CorruptFileError, DownloadError, MNISTError, batches, data_folder,
-                                default_data_dir, load_mnist, one_hot)
+from minigraph.datasets import (CorruptFileError, CorruptFileWarning, DownloadError, MNISTError, batches,
+                                data_folder, default_data_dir, load_mnist, one_hot)
 
 TRAIN_COUNTS = [5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949]
 TEST_COUNTS = [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]
@@ -372,6 +373,84 @@ def test_argument_beats_environment_variable_which_beats_cache_folder(monkeypatc
     assert load_mnist("test", download=False)[0].shape == (5, 784)
     with pytest.raises(MNISTError, match=f"missing from {tmp_path / 'from-arg'}"):
         load_mnist("test", data_dir=tmp_path / "from-arg", download=False)
+
+
+def test_a_relative_environment_variable_is_resolved_once_for_every_process(monkeypatch, tmp_path, fake):
+    """Kernels start in notebooks/, ./course runs in the course folder: both must find the same data."""
+    course = tmp_path / "course"
+    (course / "notebooks").mkdir(parents=True)
+    (course / "course").write_text("#!/bin/sh\n")
+    write_files(course / "data", fake, gzipped=True)
+    monkeypatch.setattr(datasets, "COURSE_FOLDER", course)
+    monkeypatch.chdir(course / "notebooks")
+    monkeypatch.setenv("MINIGRAPH_DATA", "data")
+    assert data_folder() == course / "data" and os.environ["MINIGRAPH_DATA"] == str(course / "data")
+    assert load_mnist("test", download=False)[0].shape == (5, 784)
+    child = subprocess.run([sys.executable, "-c", "import os; print(os.environ['MINIGRAPH_DATA'])"],
+                           capture_output=True, text=True, check=True)
+    assert child.stdout.strip() == str(course / "data")  # a kernel started from here inherits the absolute path
+    (course / "course").unlink()  # minigraph installed elsewhere: the working directory is the base
+    monkeypatch.setenv("MINIGRAPH_DATA", "../data")
+    assert data_folder() == course / "data"
+
+
+def test_a_data_folder_that_is_a_file_is_named(monkeypatch, tmp_path):
+    not_a_folder = tmp_path / "mnist.tar"
+    not_a_folder.write_bytes(b"")
+    monkeypatch.setenv("MINIGRAPH_DATA", str(not_a_folder))
+    for load in (lambda: load_mnist("test"), lambda: load_mnist("test", data_dir=not_a_folder)):
+        with pytest.raises(MNISTError, match=f"(MINIGRAPH_DATA|data_dir)='{not_a_folder}' is a file, not a folder"):
+            load()
+    assert datasets.main([]) == 1
+
+
+def test_an_unreadable_file_is_a_clear_error(monkeypatch, tmp_path, fake):
+    write_files(tmp_path, fake, gzipped=True)
+    unreadable = tmp_path / "t10k-labels-idx1-ubyte.gz"
+    unreadable.chmod(0o000)
+    if os.access(unreadable, os.R_OK):  # root reads anyway: refuse the way the OS would
+        original = Path.read_bytes
+
+        def read_bytes(path):
+            if path == unreadable:
+                raise PermissionError(13, "Permission denied", str(path))
+            return original(path)
+        monkeypatch.setattr(Path, "read_bytes", read_bytes)
+    with pytest.raises(MNISTError, match=rf"MNIST file {unreadable} cannot be read \(Permission denied\)\. Make "
+                                         rf"it readable \(chmod a\+r {unreadable}\)"):
+        load_mnist("test", data_dir=tmp_path)
+    unreadable.chmod(0o644)
+
+
+def test_a_corrupt_raw_file_next_to_an_intact_gzipped_one_is_reported_and_passed_over(tmp_path, fake, capsys):
+    write_files(tmp_path, fake, gzipped=True)
+    corrupt = tmp_path / "t10k-images-idx3-ubyte"
+    corrupt.write_bytes(idx_bytes(fake["t10k-images-idx3-ubyte"])[:-10])  # raw, preferred, truncated
+    with pytest.warns(CorruptFileWarning, match=rf"MNIST file {corrupt} is corrupt \(.*\); the intact "
+                                                r"t10k-images-idx3-ubyte.gz next to it was loaded instead\. Delete"):
+        images, _ = load_mnist("test", data_dir=tmp_path)
+    np.testing.assert_array_equal(images * 255, fake["t10k-images-idx3-ubyte"].reshape(5, 784))
+    assert datasets.main(["--data-dir", str(tmp_path)]) == 0  # the command line reports it too, and succeeds
+    output = capsys.readouterr()
+    assert f"warning: MNIST file {corrupt} is corrupt" in output.err and "ok  t10k-images-idx3-ubyte.gz" in output.out
+    (tmp_path / "t10k-images-idx3-ubyte.gz").write_bytes(b"not gzip")  # no intact copy left: the error
+    with pytest.raises(CorruptFileError, match=f"MNIST file {corrupt} is corrupt"):
+        load_mnist("test", data_dir=tmp_path)
+
+
+def test_temporary_files_of_killed_downloads_are_deleted(tmp_path, fake, mirrors, monkeypatch):
+    target = tmp_path / "data"
+    target.mkdir()
+    stale, fresh = target / ".t10k-labels-idx1-ubyte.gz.k3j2h1g0.part", target / ".train-images-idx3-ubyte.gz.a1b2.part"
+    stale.write_bytes(b"half a download")
+    fresh.write_bytes(b"a download in progress")
+    old = time.time() - datasets.STALE_PART_SECONDS - 60
+    os.utime(stale, (old, old))
+    use_mirrors(monkeypatch, mirrors.good)
+    load_mnist("test", data_dir=target)
+    assert not stale.exists() and fresh.exists()
+    assert sorted(path.name for path in target.iterdir() if not path.name.endswith(".part")) == [
+        "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"]
 
 
 def test_cache_folder_on_macos(monkeypatch, tmp_path):
