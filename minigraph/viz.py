@@ -54,7 +54,7 @@ class Drawing(graphviz.Digraph):
 
     node_count = None  # the number of graph nodes drawn (set by draw), else the boxes in the DOT source
     timeout = 30
-    fit_width = 900
+    fit_width = 800
 
     def __repr__(self):
         count = self.node_count
@@ -101,7 +101,8 @@ def draw(fetches, rankdir="TB", show_shapes=True, cluster_roles=True, collapse=(
     None`` (later chapters colour changed, fused or buffer-sharing nodes with it).
 
     Parts of big graphs — roles are ``"forward"`` (the nodes you build), ``"gradient"``, ``"tangent"``,
-    ``"update"``: ``hide`` roles to leave out (``hide=["gradient", "update"]`` draws the forward graph);
+    ``"update"``: ``hide`` roles whose ops to leave out (``hide=["gradient", "update"]`` draws the
+    forward graph; a variable or placeholder is drawn when a drawn op reads it);
     ``between`` a node or nodes to draw only what depends on them (the inputs it reads from elsewhere are
     shown dotted, cut off); ``collapse`` roles to draw as one summary box each. More than ``max_nodes``
     boxes is an error that says so (``max_nodes=None`` lifts the limit).
@@ -155,9 +156,24 @@ def draw(fetches, rankdir="TB", show_shapes=True, cluster_roles=True, collapse=(
     return drawing
 
 
+def sketch(nodes, edges, rankdir="LR"):
+    """A drawing of a graph written out by hand, in the styles of :func:`draw`: ``nodes`` maps an id to
+    ``(label, kind)``, a kind of ``STYLES`` ("placeholder", "variable", "op", "gradient", "assign", ...);
+    ``edges`` lists ``(from id, to id, label)``, the label saying what flows along the edge."""
+    drawing = Drawing(graph_attr={"rankdir": rankdir, "nodesep": "0.3", "ranksep": "0.35"},
+                      node_attr={"fontname": FONT, "fontsize": "12", "height": "0.35"},
+                      edge_attr={"fontname": FONT, "fontsize": "9", "fontcolor": "#4b5563", "color": "#6b7280"})
+    for node_id, (label, kind) in nodes.items():
+        drawing.node(node_id, label, **STYLES[kind])
+    for tail, head, label in edges:
+        drawing.edge(tail, head, label=label)
+    return drawing
+
+
 def _select(roots, between, hide):
-    """The nodes to draw, in topological order, and the cut ones among them: op nodes outside ``between``
-    whose values the part reads."""
+    """The nodes to draw, in topological order, and the cut ones among them (op nodes outside ``between``
+    whose values the part reads). ``hide`` leaves out op nodes of those roles, and the sources (variables,
+    placeholders, constants) that only they read."""
     order = topological_sort(roots)
     cut = set()
     if between is not None:
@@ -172,7 +188,9 @@ def _select(roots, between, hide):
         inputs = {x for node in reached for x in node.inputs} - reached
         cut = {x for x in inputs if x.inputs}
         order = [node for node in order if node in reached or node in inputs]
-    return [node for node in order if _role(node) not in hide], cut
+    ops = {node for node in order if node.inputs and _role(node) not in hide}
+    read = {x for node in ops for x in node.inputs} | set(roots)
+    return [node for node in order if node in ops or (not node.inputs and node in read)], cut
 
 
 def _role(node):

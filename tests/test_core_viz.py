@@ -144,9 +144,9 @@ def test_wide_drawings_scale_to_the_output_width_and_narrow_ones_keep_their_size
     assert re.search(r'<svg width="\d+pt" height="\d+pt"', narrow)
 
 
-def test_hand_made_drawings_have_a_stable_text_form():
-    drawing = mg.viz.Drawing()
-    drawing.node("x", "x")
-    drawing.node("y", "y")
-    drawing.edge("x", "y", label="N×784")
-    assert repr(drawing) == "<minigraph drawing: 2 nodes>"
+def test_hand_made_drawings_have_the_styles_of_draw_and_a_stable_text_form():
+    drawing = mg.viz.sketch({"x": ("x", "placeholder"), "W": ("W", "variable"), "h": ("matmul", "op")},
+                            [("x", "h", "N×784"), ("W", "h", "784×10")])
+    assert repr(drawing) == "<minigraph drawing: 3 nodes>"
+    x_line = next(line for line in drawing.source.splitlines() if line.strip().startswith("x ["))
+    assert 'fillcolor="#dbeafe"' in x_line and "shape=parallelogram" in x_line and 'label="N×784"' in drawing.source
