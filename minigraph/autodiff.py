@@ -60,12 +60,14 @@ def gradient_rule(op):
 
 
 def gradients(y, xs, grad_y=None):
-    """Nodes for ``dy/dx`` for each ``x`` in ``xs`` (reverse-mode autodiff as a graph transformation).
+    """Nodes for ``dy/dx`` for each ``x`` in ``xs`` (reverse-mode autodiff as a graph
+    transformation).
 
-    For a non-scalar ``y`` this is the gradient of ``sum(y)``, or the vector-Jacobian product with
-    ``grad_y`` (shaped like ``y``) if given. ``xs`` is a list (a list is returned) or a single node (a node
-    is returned); an ``x`` that ``y`` does not depend on gets ``zeros_like(x)``. New nodes have
-    ``role == "gradient"``. Gradient rules are looked up with :func:`gradient_rule`.
+    For a non-scalar ``y`` this is the gradient of ``sum(y)``, or the vector-Jacobian product
+    with ``grad_y`` (shaped like ``y``) if given. ``xs`` is a list (a list is returned) or a
+    single node (a node is returned); an ``x`` that ``y`` does not depend on gets
+    ``zeros_like(x)``. New nodes have ``role == "gradient"``. Gradient rules are looked up with
+    :func:`gradient_rule`.
     """
     single = isinstance(xs, Node)
     xs = [xs] if single else list(xs)
@@ -133,10 +135,12 @@ def _apply_rule(node, output_grad):
 
 
 def jvp(y, xs, tangents):
-    """The Jacobian-vector product ``sum_i (dy/dx_i) t_i`` as a node (forward-mode autodiff as a graph).
+    """The Jacobian-vector product ``sum_i (dy/dx_i) t_i`` as a node (forward-mode autodiff as a
+    graph).
 
-    Each node's tangent is built from its inputs' tangents by the op's ``tangent`` rule; an op without one
-    gets it from its gradient rule (see :func:`tangent_from_gradient`). New nodes have ``role == "tangent"``.
+    Each node's tangent is built from its inputs' tangents by the op's ``tangent`` rule; an op
+    without one gets it from its gradient rule (see :func:`tangent_from_gradient`). New nodes
+    have ``role == "tangent"``.
     """
     xs, tangents = ([xs], [tangents]) if isinstance(xs, Node) else (list(xs), list(tangents))
     if len(xs) != len(tangents):
@@ -146,7 +150,8 @@ def jvp(y, xs, tangents):
         for x, t in zip(xs, tangents):
             t = as_node(t, x)
             if not shapes_compatible(t.shape, x.shape):
-                raise ShapeError(f"jvp: tangent {describe(t)} does not match input {describe(x)}")
+                raise ShapeError(f"jvp: tangent {describe(t)} does not match input "
+                                 f"{describe(x)}")
             tangent[x] = t
         for node in topological_sort([y]):
             if node in tangent or not any(x in tangent for x in node.inputs):

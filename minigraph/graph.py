@@ -363,10 +363,12 @@ def as_node(value, like=None):
 
 
 def topological_sort(fetches):
-    """All nodes the ``fetches`` depend on, each after its inputs (iterative depth-first post-order).
+    """All nodes the ``fetches`` depend on, each after its inputs (iterative depth-first
+    post-order).
 
-    Inputs are visited left to right, so the order is deterministic; no recursion, so deep graphs are fine.
-    A node met again while it is still on the stack closes a cycle, which no order can have: an error.
+    Inputs are visited left to right, so the order is deterministic; no recursion, so long
+    chains are fine. A node met again while it is still on the stack closes a cycle, which no
+    order can have: an error.
     """
     if isinstance(fetches, Node):
         fetches = [fetches]

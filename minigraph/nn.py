@@ -17,15 +17,16 @@ from .ops import NoGradient, reduce_sum
 def dense(x, units, activation=None, init="he_normal", *, seed=None, rng=None, name=None):
     """A fully connected layer ``activation(x @ W + b)``; returns its output node.
 
-    ``W`` (shape ``(in, units)``) comes from ``init`` — a name from :mod:`minigraph.init` or a function
-    ``init(shape, seed=..., rng=..., dtype=...)`` — with ``seed`` or ``rng``; ``b`` starts at zero. The layer's
-    variables are ``output.variables == (W, b)``.
+    ``W`` (shape ``(in, units)``) comes from ``init`` — a name from :mod:`minigraph.init` or a
+    function ``init(shape, seed=..., rng=..., dtype=...)`` — with ``seed`` or ``rng``; ``b``
+    starts at zero. The layer's variables are ``output.variables == (W, b)``.
     """
     if x.shape is None or x.shape[-1] is None:
         raise ValueError(f"dense: the last dimension of the input {describe(x)} must be known")
     name = name or unique_name("dense")
     initializer = getattr(initializers, init) if isinstance(init, str) else init
-    W = Variable(initializer((x.shape[-1], units), seed=seed, rng=rng, dtype=x.dtype), name=f"{name}/W")
+    weights = initializer((x.shape[-1], units), seed=seed, rng=rng, dtype=x.dtype)
+    W = Variable(weights, name=f"{name}/W")
     b = Variable(np.zeros(units, x.dtype), name=f"{name}/b")
     output = x @ W + b
     if activation is not None:
@@ -59,9 +60,10 @@ class DropoutMask(NoGradient):
 
 
 def dropout(x, rate, training=True, *, seed=None, rng=None):
-    """Inverted dropout: zero each entry with probability ``rate`` and scale the rest by ``1 / (1 - rate)``,
-    so nothing changes at test time. ``training`` is a bool or a scalar bool placeholder (feed True while
-    training, False to evaluate). Masks are reproducible given ``seed``/``rng`` and the sequence of runs."""
+    """Inverted dropout: zero each entry with probability ``rate`` and scale the rest by
+    ``1 / (1 - rate)``, so nothing changes at test time. ``training`` is a bool or a scalar bool
+    placeholder (feed True while training, False to evaluate). Masks are reproducible given
+    ``seed``/``rng`` and the sequence of runs."""
     if not 0 <= rate < 1:
         raise ValueError(f"dropout: rate must be in [0, 1), got {rate}")
     if training is False or rate == 0:

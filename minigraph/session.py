@@ -100,7 +100,8 @@ class Executor:
                 values[output] = compute(node, gather_inputs(values))
         except Exception as error:
             if hasattr(error, "add_note"):  # Python >= 3.11
-                error.add_note(f"minigraph: raised while computing {node.op.name} node {describe(node)}")
+                error.add_note(f"minigraph: raised while computing {node.op.name} node "
+                               f"{describe(node)}")
             raise
         return [values[i] for i in self._fetch_slots]
 

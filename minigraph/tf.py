@@ -170,12 +170,16 @@ def _keepdims(keepdims, keep_dims):
     return keepdims if keep_dims is None else keep_dims  # keep_dims: TF-1's older spelling
 
 
-def reduce_sum(input_tensor, axis=None, keepdims=False, name=None, reduction_indices=None, keep_dims=None):
-    return _ops.reduce_sum(input_tensor, _axis(axis, reduction_indices), _keepdims(keepdims, keep_dims), name=name)
+def reduce_sum(input_tensor, axis=None, keepdims=False, name=None, reduction_indices=None,
+               keep_dims=None):
+    axis, keepdims = _axis(axis, reduction_indices), _keepdims(keepdims, keep_dims)
+    return _ops.reduce_sum(input_tensor, axis, keepdims, name=name)
 
 
-def reduce_mean(input_tensor, axis=None, keepdims=False, name=None, reduction_indices=None, keep_dims=None):
-    return _ops.reduce_mean(input_tensor, _axis(axis, reduction_indices), _keepdims(keepdims, keep_dims), name=name)
+def reduce_mean(input_tensor, axis=None, keepdims=False, name=None, reduction_indices=None,
+                keep_dims=None):
+    axis, keepdims = _axis(axis, reduction_indices), _keepdims(keepdims, keep_dims)
+    return _ops.reduce_mean(input_tensor, axis, keepdims, name=name)
 
 
 def argmax(input, axis=None, name=None, dimension=None):

@@ -13,7 +13,8 @@ from .shape import broadcast_keeps_shape, broadcast_to, shape_like, static_broad
 
 
 def unbroadcast(grad, x, node):
-    """``grad`` (shaped like ``node``) summed down to input ``x``'s shape where broadcasting enlarged it."""
+    """``grad`` (shaped like ``node``) summed down to input ``x``'s shape where broadcasting
+    enlarged it."""
     return grad if broadcast_keeps_shape(x, node) else sum_to(grad, shape_like(x))
 
 

@@ -43,11 +43,13 @@ class MatMul(Op):
         a, b = input_shapes
         for name, shape in (("first", a), ("second", b)):
             if shape is not None and len(shape) < 2:
-                raise self.shape_error(node, f"the {name} input has shape {format_shape(shape)}; matmul needs "
-                                             "matrices or stacks of matrices (for a vector v, use reshape(v, (1, -1)))")
+                why = (f"the {name} input has shape {format_shape(shape)}; matmul needs "
+                       "matrices or stacks of them (a vector v as a row: reshape(v, (1, -1)))")
+                raise self.shape_error(node, why)
         if a is None or b is None:
             return None
-        (n, k_a), (k_b, m) = _matrix_dims(a, self.transpose_a), _matrix_dims(b, self.transpose_b)
+        n, k_a = _matrix_dims(a, self.transpose_a)
+        k_b, m = _matrix_dims(b, self.transpose_b)
         if k_a is not None and k_b is not None and k_a != k_b:
             raise self.shape_error(node, f"inner dimensions {k_a} and {k_b} differ")
         return (*static_broadcast(self, node, [a[:-2], b[:-2]]), n, m)

@@ -139,13 +139,15 @@ class SumTo(ToShape):
 
 
 def sum_to_shape(value, shape):
-    """numpy: sum ``value`` to ``shape`` (the reverse of broadcasting ``shape`` to ``value.shape``)."""
+    """numpy: sum ``value`` to ``shape`` (the reverse of broadcasting ``shape`` to
+    ``value.shape``): over the leading axes broadcasting added, and where ``shape`` has a 1."""
     shape = tuple(shape)
     if value.shape == shape:
         return value
     extra = value.ndim - len(shape)
-    axes = tuple(range(extra)) + tuple(extra + i for i, d in enumerate(shape) if d == 1 and value.shape[extra + i] != 1)
-    return value.sum(axis=axes, keepdims=True).reshape(shape)
+    stretched = [extra + i for i, d in enumerate(shape)
+                 if d == 1 and value.shape[extra + i] != 1]
+    return value.sum(axis=(*range(extra), *stretched), keepdims=True).reshape(shape)
 
 
 class Reshape(ToShape):

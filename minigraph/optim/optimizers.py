@@ -36,8 +36,8 @@ class Optimizer:
         self._slots = {}
 
     def minimize(self, loss, var_list=None):
-        """One node that applies ``update`` to each variable of ``var_list`` (default: every trainable
-        Variable ``loss`` depends on) and counts the step in ``self.iterations``."""
+        """One node that applies ``update`` to each variable of ``var_list`` (default: every
+        trainable Variable ``loss`` depends on) and counts the step in ``self.iterations``."""
         var_list = trainable_variables(loss) if var_list is None else list(var_list)
         if not var_list:
             raise ValueError(f"minimize: {loss.name!r} depends on no trainable Variable")
@@ -50,12 +50,16 @@ class Optimizer:
             updates = []
             for var, grad in zip(var_list, grads):
                 result = self.update(var, grad)
-                if result is None:  # nothing to run for var: the nodes update built (if any) never run
-                    warnings.warn(f"{type(self).__name__}.update returned None for {describe(var)}, so the step "
-                                  "leaves it unchanged; return the assign node(s) that update it", stacklevel=2)
+                if result is None:  # the nodes update built (if any) never run: warn
+                    self._warn_no_update(var)
                     continue
                 updates += list(result) if isinstance(result, (list, tuple)) else [result]
             return group(*updates, count, name=f"{type(self).__name__.lower()}_step")
+
+    def _warn_no_update(self, var):
+        warnings.warn(f"{type(self).__name__}.update returned None for {describe(var)}, so the "
+                      "step leaves it unchanged; return the assign node(s) that update it",
+                      stacklevel=3)
 
     def _checked(self, grads, var_list):
         """The result of ``self.gradients``, checked: one node per variable, shaped like it."""

@@ -19,8 +19,8 @@ def exponential(initial, rate, every=1):
 
 
 def cosine(initial, total_steps, final=0.0):
-    """``final + (initial - final) (1 + cos(pi t / T)) / 2`` for ``t = min(step, T)``: half a cosine from
-    ``initial`` down to ``final`` over ``T = total_steps`` steps, then constant."""
+    """``final + (initial - final) (1 + cos(pi t / T)) / 2`` for ``t = min(step, T)``: half a
+    cosine from ``initial`` down to ``final`` over ``T = total_steps`` steps, then constant."""
     def schedule(step):
         progress = min(step, total_steps) / total_steps
         return final + (initial - final) * (1 + math.cos(math.pi * progress)) / 2
