@@ -4,6 +4,7 @@ The notebooks in notebooks/ and solutions/ are executed and saved with their out
 outputs are nbval's references); the ones in exercises/ are shipped clean.
 """
 
+import importlib.util
 import os
 import re
 import subprocess
@@ -107,6 +108,61 @@ def test_no_machine_specific_paths(path):
                 f"{path.name}, cell {index}: machine-specific path "
                 f"{text[max(found.start() - 40, 0):found.end() + 40]!r}"
             )
+
+
+@pytest.mark.parametrize("path", EXECUTED)
+def test_no_memory_addresses_in_outputs(path):
+    """A default repr such as "<graphviz.graphs.Digraph at 0x7f04...>" means an object without a text form
+    reached the notebook; the sanitizer would hide the address from nbval, not from the learner."""
+    for index, cell in enumerate(read(path).cells):
+        for output in cell.get("outputs", []):
+            for text in output_texts(output):
+                assert not re.search(r"\bat 0x[0-9a-fA-F]+", text), f"{path.name}, cell {index}: {text[:120]!r}"
+
+
+@pytest.mark.parametrize("path", CHAPTERS)
+def test_nbval_markers_are_cell_tags_not_comments(path):
+    """nbval honours the cell tag "nbval-ignore-output"; a `# NBVAL_IGNORE_OUTPUT` comment is noise in the
+    code a learner reads."""
+    for index, cell in enumerate(code_cells(read(path))):
+        assert "# NBVAL_" not in cell.source, f"{path.name}, code cell {index}: use the nbval-ignore-output tag"
+
+
+@pytest.mark.parametrize("path", CHAPTERS)
+def test_printed_output_is_saved_in_one_chunk_per_stream(path):
+    """Where the kernel happened to split printed text depends on timing; tools/execute.py joins the
+    chunks, so that re-executing an unchanged notebook changes only outputs that truly vary."""
+    for index, cell in enumerate(code_cells(read(path))):
+        for first, second in zip(cell.outputs, cell.outputs[1:]):
+            assert not (first.output_type == second.output_type == "stream" and first.name == second.name), (
+                f"{path.name}, code cell {index}: {first.name} saved in several chunks; re-run tools/execute.py")
+
+
+SHOWN_SOURCE_WIDTH = 100  # characters of code that fit JupyterLab's output area at 1280 px, file browser open
+
+
+@pytest.mark.parametrize("path", CHAPTERS)
+def test_shown_source_fits_the_output_area(path):
+    """JupyterLab wraps output lines anywhere, even inside a word: code shown with show_source must fit."""
+    for index, cell in enumerate(code_cells(read(path))):
+        for output in cell.outputs:
+            code = output.get("data", {}).get("text/markdown", "")
+            for line in code.splitlines() if code.startswith("```python") else []:
+                assert len(line) <= SHOWN_SOURCE_WIDTH, f"{path.name}, code cell {index}: {line!r}"
+
+
+def test_execute_joins_the_chunks_of_a_stream():
+    spec = importlib.util.spec_from_file_location("execute", REPO / "tools" / "execute.py")
+    execute = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(execute)
+    stream = nbformat.v4.new_output
+    outputs = [stream("stream", name="stdout", text="epoch 1\n"), stream("stream", name="stdout", text="epoch 2\n"),
+               stream("stream", name="stderr", text="warning\n"), stream("stream", name="stdout", text="done\n"),
+               stream("display_data", data={"text/plain": "<Figure>"}), stream("stream", name="stdout", text="after\n")]
+    joined = execute.join_streams(outputs)
+    assert [(o.output_type, o.get("name"), o.get("text")) for o in joined] == [
+        ("stream", "stdout", "epoch 1\nepoch 2\n"), ("stream", "stderr", "warning\n"), ("stream", "stdout", "done\n"),
+        ("display_data", None, None), ("stream", "stdout", "after\n")]
 
 
 @pytest.mark.parametrize("path", EXECUTED + EXERCISES)

@@ -7,6 +7,10 @@ notebooks/ and solutions/. A notebook runs top to bottom in a fresh `python3` ke
 started in the notebook's own folder, as nbval runs it, so the saved outputs are the
 references the regression tests compare against. A failing cell stops that notebook,
 leaves its file untouched and makes the command exit with status 1.
+
+The kernel sends printed text in chunks whose boundaries depend on timing; consecutive
+chunks of one stream are joined before saving, so re-executing an unchanged notebook
+changes only the cells whose output truly varies.
 """
 
 import argparse
@@ -50,8 +54,24 @@ def execute_notebook(path):
     except (CellExecutionError, CellTimeoutError) as error:
         position = f"cell {started[-1] + 1} of {len(notebook.cells)}"  # counted as JupyterLab counts
         raise NotebookFailed(f"{path}: {position} failed, notebook not saved\n{error}") from None
+    for cell in notebook.cells:
+        if cell.cell_type == "code":
+            cell.outputs = join_streams(cell.outputs)
     nbformat.write(notebook, path)
     return time.perf_counter() - start
+
+
+def join_streams(outputs):
+    """``outputs`` with each run of consecutive stdout (or stderr) chunks joined into one output."""
+    joined = []
+    for output in outputs:
+        previous = joined[-1] if joined else None
+        if (output.output_type == "stream" and previous is not None and previous.output_type == "stream"
+                and previous.name == output.name):
+            previous.text += output.text
+        else:
+            joined.append(output)
+    return joined
 
 
 def main(argv=None):
