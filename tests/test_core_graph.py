@@ -79,7 +79,7 @@ def test_matmul_shape_error_names_op_nodes_and_shapes():
 
 @pytest.mark.parametrize("build, fragment", [
     (lambda a, b: a + b, "sizes [3, 4] do not broadcast"),
-    (lambda a, b: mg.matmul(a, mg.reduce_sum(b)), "matmul needs matrices or stacks of matrices"),
+    (lambda a, b: mg.matmul(a, mg.reduce_sum(b)), "matmul needs matrices or stacks of them"),
     (lambda a, b: mg.reshape(a, (5, 5)), "cannot reshape 6 elements into (5, 5)"),
     (lambda a, b: mg.reduce_sum(a, axis=2), "axis (2,) is out of range"),
     (lambda a, b: mg.softmax_cross_entropy(a, mg.placeholder("y", (2, 3), "int64")), "integer labels need shape (2,)"),
@@ -221,3 +221,25 @@ def test_a_cycle_is_reported_by_the_sort_by_gradients_and_by_the_session():
     w_twice.inputs = (w_twice, w_twice.inputs[1])  # a node that is its own input
     with pytest.raises(ValueError, match="cycle, 'mul.*' -> 'mul.*'"):
         mg.topological_sort(w_twice)
+
+
+def longest_path(fetches):
+    depth = {}
+    for node in mg.topological_sort(fetches):
+        depth[node] = 1 + max((depth[x] for x in node.inputs), default=0)
+    return max(depth.values())
+
+
+def test_a_deep_network_is_wide_and_an_unrolled_recurrence_is_one_long_chain():
+    """What chapter 02 says about recursion depth: the longest path, not the node count, sets it."""
+    rng = np.random.default_rng(0)
+    layer = mg.placeholder("images", (None, 784))
+    for _ in range(99):
+        layer = mg.nn.dense(layer, 4, activation=mg.relu, rng=rng)
+    loss = mg.reduce_mean(mg.softmax_cross_entropy(mg.nn.dense(layer, 10, rng=rng), mg.placeholder("d", (None,), "int64")))
+    step = mg.optim.SGD(0.1).minimize(loss)
+    assert 1400 < len(mg.topological_sort(step)) < 1600 and 450 < longest_path(step) < 550
+    state = mg.placeholder("state", (None, 2))
+    for _ in range(5000):
+        state = mg.tanh(state)
+    assert len(mg.topological_sort(state)) == longest_path(state) == 5001  # no recursion limit in the sort
