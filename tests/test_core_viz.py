@@ -150,3 +150,14 @@ def test_hand_made_drawings_have_the_styles_of_draw_and_a_stable_text_form():
     assert repr(drawing) == "<minigraph drawing: 3 nodes>"
     x_line = next(line for line in drawing.source.splitlines() if line.strip().startswith("x ["))
     assert 'fillcolor="#dbeafe"' in x_line and "shape=parallelogram" in x_line and 'label="N×784"' in drawing.source
+
+
+def test_hiding_a_role_keeps_the_variables_and_inputs_the_drawn_ops_read():
+    loss, step = softmax_regression_step()
+    updates = mg.draw(step, hide=["forward"], collapse=["gradient"]).source
+    for kept in ("<B>W</B>", "<B>b</B>", "<B>iterations</B>", "assign_sub", "<B>gradients</B>", "<B>x</B>", "<B>y</B>"):
+        assert kept in updates  # W and b are written by the updates, x and y read by the gradient
+    assert "softmax_cross_entropy<" not in updates and "reduce_mean" not in updates
+    forward = mg.draw(step, hide=["gradient", "update"]).source
+    assert "<B>iterations</B>" not in forward and "assign" not in forward and "reduce_mean" not in forward
+    assert "softmax_cross_entropy<" in forward and "<B>W</B>" in forward

@@ -80,30 +80,35 @@ def _integer_labels(node):
 
 
 def check_labels(node, logits, labels):
-    """Run-time check of the labels against the logits, which numpy would otherwise broadcast into a wrong
-    loss: integer labels of shape ``logits.shape[:-1]`` holding class indices in ``[0, classes)``, or float
-    labels of the shape of the logits."""
-    logits_node, labels_node = node.inputs[:2]
+    """Run-time check of the labels' shape against the logits', which numpy would otherwise broadcast into
+    a wrong loss: integer labels of shape ``logits.shape[:-1]``, or float labels of the logits' shape."""
     integer = labels.dtype.kind in "iu"
     expected = logits.shape[:-1] if integer else logits.shape
     if labels.shape != expected:
+        logits_node, labels_node = node.inputs[:2]
         kind = "integer labels" if integer else "float (one-hot) labels"
         raise ShapeError(f"{node.op.name} {node.name!r}: the {kind} {labels_node.name!r} have shape "
                          f"{format_shape(labels.shape)} at run time, but the logits {logits_node.name!r} of shape "
                          f"{format_shape(logits.shape)} need labels of shape {format_shape(expected)}")
-    if integer and labels.size:
-        low, high, classes = labels.min(), labels.max(), logits.shape[-1]
-        if low < 0 or high >= classes:
-            bad = low if low < 0 else high
-            raise ValueError(f"{node.op.name} {node.name!r}: the labels {labels_node.name!r} hold {bad}, but the "
-                             f"logits {logits_node.name!r} have {classes} classes: labels must lie in [0, {classes})")
 
 
-def _label_index(labels, values):
-    """Index of ``values[..., label]`` for each row (labels already checked by :func:`check_labels`)."""
+def _label_index(node, labels, values):
+    """Index of ``values[..., label]`` for each row. A negative label, which numpy would count from the end
+    of the row, is refused here; a too large one makes numpy raise an IndexError, which the caller turns
+    into the same error, :func:`label_range_error` (so only one reduction, a minimum, is added per run)."""
+    if labels.dtype.kind == "i" and labels.size and labels.min() < 0:
+        raise label_range_error(node, labels, values.shape[-1])
     if values.ndim == 2:
         return np.arange(len(labels)), labels
     return (*np.indices(labels.shape, sparse=True), labels)
+
+
+def label_range_error(node, labels, classes):
+    """The error for labels outside ``[0, classes)``, naming the labels' and the logits' nodes."""
+    logits_node, labels_node = node.inputs[:2]
+    bad = labels.min() if labels.min() < 0 else labels.max()
+    return ValueError(f"{node.op.name} {node.name!r}: the labels {labels_node.name!r} hold {bad}, but the "
+                      f"logits {logits_node.name!r} have {classes} classes: labels must lie in [0, {classes})")
 
 
 class SoftmaxCrossEntropy(Op):
@@ -122,7 +127,11 @@ class SoftmaxCrossEntropy(Op):
         check_labels(node, logits, labels)
         if labels.dtype.kind in "iu":  # log sum exp(z) - z[label], on z - max(z)
             shifted = logits - logits.max(axis=-1, keepdims=True)
-            return np.log(np.exp(shifted).sum(axis=-1)) - shifted[_label_index(labels, logits)]
+            try:
+                picked = shifted[_label_index(node, labels, logits)]
+            except IndexError:
+                raise label_range_error(node, labels, logits.shape[-1]) from None
+            return np.log(np.exp(shifted).sum(axis=-1)) - picked
         return -(labels * stable_log_softmax(logits, -1)).sum(axis=-1)
 
     def infer_dtype(self, node, input_dtypes):
@@ -170,7 +179,10 @@ class SoftmaxCrossEntropyGrad(Op):
         check_labels(node, logits, labels)
         p = stable_softmax(logits, -1)
         if labels.dtype.kind in "iu":
-            p[_label_index(labels, p)] -= 1
+            try:
+                p[_label_index(node, labels, p)] -= 1
+            except IndexError:
+                raise label_range_error(node, labels, p.shape[-1]) from None
         else:
             p = p * labels.sum(axis=-1, keepdims=True) - labels
         return np.multiply(p, grad[..., None], out=p if p.dtype == node.dtype else None)  # in place if it can
