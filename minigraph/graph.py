@@ -137,7 +137,9 @@ class Node:
     def eval(self, feed_dict=None, session=None):
         """The value of this node, computed by ``session`` or else the default session (``with
         sess.as_default():``, ``with Session() as sess:``): ``accuracy.eval({x: images, y: labels})``."""
-        return session_module.default_session(session, self).run(self, feed_dict)
+        from .session import default_session  # imported here: sessions are built on top of this module
+
+        return default_session(session, self).run(self, feed_dict)
 
     def run(self, feed_dict=None, session=None):
         """Run this node for its effect, like :meth:`eval` but returning nothing: ``train_step.run(feed)``."""
@@ -408,4 +410,3 @@ def trainable_variables(fetches):
 
 
 from . import ops  # noqa: E402  (the operators above build nodes with the ops defined on top of this module)
-from . import session as session_module  # noqa: E402  (node.eval runs in a Session, defined on top of this module)

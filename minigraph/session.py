@@ -11,8 +11,8 @@ graph walking, no dict lookups per node.
 import contextlib
 import heapq
 import operator
-from collections import defaultdict
 import threading
+from collections import defaultdict
 
 import numpy as np
 

@@ -4,9 +4,9 @@ that renders inline in Jupyter as SVG.
 Node kinds are drawn distinctly: placeholders (blue, input slant), variables (amber boxes; dashed when
 not trainable, like optimizer state), constants (grey, small), ops (ellipses with the op and its
 parameters); nodes built by ``gradients`` are red, by ``jvp`` purple, updates and assigns green, values
-recomputed by gradient checkpointing teal; an input used only for its shape is a dashed edge. Each node shows its static shape (unless ``show_shapes=False``);
-``legend=True`` adds a key of the kinds drawn. Node ids follow a topological numbering, so the same graph
-always gives the same DOT source.
+recomputed by gradient checkpointing teal; an input used only for its shape is a dashed edge. Each node
+shows its static shape (unless ``show_shapes=False``); ``legend=True`` adds a key of the kinds drawn.
+Node ids follow a topological numbering, so the same graph always gives the same DOT source.
 
 Big graphs: the time ``dot`` takes to lay out a graph grows fast with its size (a 185-node gradient graph
 takes 2 s, a 275-node one half a minute), so ``draw`` refuses more than ``max_nodes`` boxes and offers ways
@@ -40,7 +40,8 @@ STYLES = {  # kind -> graphviz node attributes
 }
 LEGEND = {  # kind -> what the legend calls it, in the legend's order
     "placeholder": "placeholder", "variable": "variable", "state": "optimizer state", "constant": "constant",
-    "scalar": "number", "op": "op", "gradient": "gradient op", "tangent": "tangent op", "update": "update op", "recompute": "recomputed op",
+    "scalar": "number", "op": "op", "gradient": "gradient op", "tangent": "tangent op", "update": "update op",
+    "recompute": "recomputed op",
     "assign": "assign (writes a variable)", "cut": "… computed outside this part", "shape_only": "- - → shape only",
 }
 SYMBOLS = {"add": "+", "sub": "−", "mul": "×", "div": "÷", "neg": "−x", "power": "x^y"}

@@ -431,6 +431,7 @@ class Cast(Op):
 # it with an output array to compute in place: np.add(a, b, out).
 Add.ufunc, Sub.ufunc, Mul.ufunc, Div.ufunc, Neg.ufunc = np.add, np.subtract, np.multiply, np.divide, np.negative
 Exp.ufunc, Log.ufunc, Sqrt.ufunc, Tanh.ufunc = np.exp, np.log, np.sqrt, np.tanh
+Power.ufunc = np.power
 
 
 # ---------------------------------------------------------------------------------------------- builders
