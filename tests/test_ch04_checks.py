@@ -152,6 +152,17 @@ class AdamWithoutReturn(AdamW):
         mg.assign_sub(var, self.learning_rate * m_hat / (mg.sqrt(v_hat) + self.eps))
 
 
+class AdamWFromAdam(mg.optim.Adam):
+    def __init__(self, lr=0.001, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.01, gradients=None):
+        super().__init__(lr, beta1, beta2, eps, gradients)
+        self.weight_decay = weight_decay
+
+
+class AdamWCallingAdam(AdamWFromAdam):
+    def update(self, var, grad):
+        return [super().update(var, grad), mg.assign_sub(var, self.learning_rate * self.weight_decay * var)]
+
+
 class AdamWStub(AdamW):
     def update(self, var, grad):
         raise NotImplementedError("Exercise 4.5")
@@ -230,3 +241,25 @@ def test_the_mnist_check_reports_an_optimizer_that_does_not_learn(capsys, monkey
     result = check("4.5", AdamW)
     report = capsys.readouterr().out
     assert not result and "the test accuracy is 0.7000" in report and "[0.5, 0.6, 0.7]" in report
+
+
+@pytest.mark.parametrize("exercise, answer, name", [
+    ("4.3", mg.init.he_normal, "you passed mg.init.he_normal itself"),
+    ("4.3", lambda shape, *, seed=None, rng=None, dtype="float32": mg.init.he_normal(shape, seed=seed, rng=rng,
+                                                                                  dtype=dtype),
+     "your code called mg.init.he_normal"),
+    ("4.4", mg.nn.weight_decay, "you passed mg.nn.weight_decay itself"),
+    ("4.4", lambda weights, rate: rate * sum(mg.nn.l2_loss(w) for w in weights), "your code called mg.nn.l2_loss"),
+    ("4.5", AdamWFromAdam, "you passed a class whose update is mg.optim.Adam.update"),
+    ("4.5", AdamWCallingAdam, "your code called mg.optim.Adam.update"),
+])
+def test_the_packages_own_implementation_does_not_pass(run_check, no_mnist_training, exercise, answer, name):
+    result, report = run_check(exercise, answer)
+    assert not result and name in report and "minigraph's own version" in report, report
+
+
+def test_wrong_parameters_are_named(run_check):
+    result, report = run_check("4.2", lambda theta, grad, m, v, t: (theta, m, v))
+    assert not result
+    assert ("the check calls adam_step(theta, grad, m, v, t, lr=0.001, beta1=0.9, beta2=0.999, eps=1e-08), which "
+            "your adam_step(theta, grad, m, v, t) cannot take (got an unexpected keyword argument 'lr')") in report

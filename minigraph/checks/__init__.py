@@ -2,11 +2,11 @@
 
     from minigraph.checks import check, hint, solution
 
-    check("1.1", stable_softmax)   # ✓ passed — or the input, the expected and your value, and a hint
-    hint("1.1")                    # a nudge
-    solution("1.1")                # the reference solution, once you have tried
+    check("1.1", softmax)   # ✓ passed — or what is wrong: the input, the expected and your value
+    hint("1.1")             # more help than the one-line hint a failure shows
+    solution("1.1")         # the reference code, once you have tried
 
-Chapter authors: see :mod:`minigraph.checks.framework` for how to register a check.
+Chapter authors: :mod:`minigraph.checks.framework` documents how to declare an exercise and its check.
 """
 
 from .framework import CheckFailure, CheckResult, all_exercises, check, hint, solution

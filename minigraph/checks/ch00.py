@@ -11,7 +11,7 @@ images=test_images, labels=test_labels)``.
 
 import numpy as np
 
-from .framework import CheckFailure, exercise, expect_close, expect_shape
+from .framework import CheckFailure, exercise, expect_close, expect_shape, read_only
 
 
 def _reference_mean_digit(images, labels, digit):
@@ -21,8 +21,10 @@ def _reference_mean_digit(images, labels, digit):
 @exercise(
     "0.1",
     "the mean image of a digit",
-    hint="Select the rows of one digit with a boolean mask, images[labels == digit], "
-    "then average them over axis 0 (one mean per pixel).",
+    expects="mean_digit(images, labels, digit)",
+    nudge="Pick the rows of one digit, then average them pixel by pixel.",
+    hint="labels == digit is a boolean mask with one entry per image; indexing images with it keeps the rows "
+    "of that digit. Their mean over axis 0 (the rows) is one value per pixel, 784 in all.",
 )
 def _(mean_digit, images=None, labels=None):
     tiny_images = np.array(
@@ -47,17 +49,10 @@ def _(mean_digit, images=None, labels=None):
 def _expect_mean_digit(mean_digit, images, labels, digit):
     """One case: the learner's mean image against the reference, on read-only views of the inputs."""
     given = {"images": images, "labels": labels, "digit": digit}
-    got = mean_digit(_read_only(images), _read_only(labels), digit)
+    got = mean_digit(read_only(images), read_only(labels), digit)
     expect_shape(got, (images.shape[1],), input=given, what=f"the mean image of digit {digit}")
     expected = _reference_mean_digit(images, labels, digit)
     expect_close(got, expected, input=given, rtol=1e-4, atol=1e-6, what=f"the mean image of digit {digit}")
-
-
-def _read_only(array):
-    """A view that cannot be written to: a function that modifies its input fails at the offending line."""
-    view = array.view()
-    view.flags.writeable = False
-    return view
 
 
 def _expect_dataset(images, labels):

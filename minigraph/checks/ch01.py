@@ -16,18 +16,11 @@ The learner writes, in ``exercises/01_numpy_logistic_regression.ipynb``:
 
 import numpy as np
 
-from ..datasets import load_mnist
-from .framework import CheckFailure, Passed, exercise, expect_close, expect_equal, expect_shape
+from ..datasets import batches, load_mnist
+from .framework import CheckFailure, Passed, Text, call_unchanged, exercise, expect_close, expect_equal, expect_shape
 
 HISTORY_KEYS = ("epoch", "train_loss", "train_acc", "test_loss", "test_acc")
 TARGET_ACCURACY = 0.92
-
-
-class _Text(str):
-    """Text that a report shows as it is (a plain str is shown with quotes), e.g. a call."""
-
-    def __repr__(self):
-        return str(self)
 
 
 def reference_log_softmax(z):
@@ -62,26 +55,40 @@ def numerical_gradient(loss, theta, eps=1e-6):
     return grad
 
 
-def _call_unchanged(function, *arrays):
-    """Call ``function(*arrays)`` and fail if it modified any of its array arguments."""
-    before = [np.copy(array) for array in arrays]
-    got = function(*arrays)
-    for array, copy in zip(arrays, before):
-        if not np.array_equal(array, copy, equal_nan=True):
-            raise CheckFailure(
-                "your function changed its input array in place (e.g. z -= ...): "
-                "compute a new array instead (z = z - ...)",
-                input=copy,
-                got=array,
-            )
-    return got
+def _naive_softmax(z):
+    return np.exp(z) / np.exp(z).sum(axis=-1, keepdims=True)
+
+
+def _softmax_shifted_by_the_global_maximum(z):
+    e = np.exp(z - z.max())
+    return e / e.sum(axis=-1, keepdims=True)
+
+
+def _not_finite(z, got):
+    """Why ``got``, the learner's softmax(z), holds inf or nan: no shift at all, or one shift for the array."""
+    def gives(candidate):
+        return np.array_equal(got, candidate(z), equal_nan=True)
+
+    if gives(_naive_softmax):
+        return ("softmax(z) holds nan: np.exp(10000.0) overflows to inf, and inf / inf is nan. Nothing was "
+                "subtracted from z: softmax(z) = softmax(z - c) for any c constant along the last axis, so "
+                "subtract each row's maximum before exponentiating")
+    if gives(_softmax_shifted_by_the_global_maximum):
+        return ("softmax(z) holds nan in a row whose entries all lie far below the maximum of the whole array: "
+                "after subtracting that one maximum they all underflow to e^-20000 = 0, and 0 / 0 is nan. "
+                "Subtract each row's own maximum (along axis -1, keeping the axis so that it broadcasts)")
+    return "softmax(z) holds inf or nan: an exp overflowed, or a whole row underflowed to 0 and 0 / 0 gave nan"
 
 
 @exercise(
     "1.1",
     "stable softmax",
-    hint="Subtract the maximum of each row (along the last axis, keepdims=True) before np.exp: "
-    "softmax(z) = softmax(z - c) for any constant c, and the largest exponent becomes e^0 = 1.",
+    expects="softmax(z)",
+    nudge="Subtract something from z before exponentiating that leaves the softmax unchanged but keeps exp "
+    "from overflowing.",
+    hint="softmax(z) = softmax(z - c) for any c that is constant along the last axis. Take c = the maximum "
+    "of each row (keep that axis, so that it broadcasts against z): the largest exponent becomes e^0 = 1 and "
+    "none can overflow. Then divide the exponentials by their sum along the same axis.",
 )
 def _(softmax):
     rng = np.random.default_rng(0)
@@ -93,24 +100,24 @@ def _(softmax):
         rng.normal(size=(2, 3, 5)),
     ]
     for z in cases:
-        got = _call_unchanged(softmax, z)
+        got = call_unchanged(softmax, z.copy())
         expect_shape(got, z.shape, input=z, what="softmax(z)")
         if not np.all(np.isfinite(got)):
-            raise CheckFailure(
-                "softmax(z) holds inf or nan: exp overflowed, or a whole row underflowed to 0 and 0/0 gave nan. "
-                "Subtract each row's own maximum (axis=-1, keepdims=True), not one maximum for the whole array",
-                input=z, got=got)
+            raise CheckFailure(_not_finite(z, got), input=z, got=got)
         expect_close(got, np.exp(reference_log_softmax(z)), input=z, what="softmax(z)")
     z32 = rng.normal(size=(3, 10)).astype(np.float32)
-    expect_shape(softmax(z32), z32.shape, dtype=np.float32, input=z32, what="softmax of a float32 array")
+    expect_shape(softmax(z32.copy()), z32.shape, dtype=np.float32, input=z32, what="softmax of a float32 array")
     return f"{len(cases) + 1} cases, including logits of ±1e4, a 1-D vector and float32"
 
 
 @exercise(
     "1.2",
     "cross-entropy from logits",
+    expects="cross_entropy(logits, labels)",
+    nudge="Compute log-probabilities straight from the logits (log-sum-exp), never the log of a softmax.",
     hint="log softmax(h)_k = (h_k - m) - log(sum_j exp(h_j - m)) with m the row maximum: no exp can overflow "
-    "and no log sees a 0. Pick each row's entry at its label with h[np.arange(N), labels], then take the mean.",
+    "and no log sees a 0. Then pick each row's entry at its label (index the rows with np.arange(N) and the "
+    "columns with the labels), negate, and average over the batch.",
 )
 def _(cross_entropy):
     rng = np.random.default_rng(1)
@@ -123,7 +130,7 @@ def _(cross_entropy):
     ]
     for logits, labels in cases:
         given = {"logits": logits, "labels": labels}
-        got = _call_unchanged(cross_entropy, logits, labels)
+        got = call_unchanged(cross_entropy, logits.copy(), labels.copy())
         expected = reference_cross_entropy(logits.astype(np.float64), labels)
         if not isinstance(got, (int, float, np.number, np.ndarray)):
             raise CheckFailure("the loss should be a number", input=given, expected=expected, got=got)
@@ -135,6 +142,9 @@ def _(cross_entropy):
                 expected=expected,
                 got=got,
             )
+        if expected > 0 and np.isclose(got, -expected, rtol=1e-4):
+            raise CheckFailure("the loss has the wrong sign: the cross-entropy is minus the mean log-probability of "
+                               "the right class, a positive number", input=given, expected=expected, got=got)
         if len(labels) > 1 and expected != 0 and np.isclose(got, expected * len(labels), rtol=1e-4):
             raise CheckFailure("this is the sum over the batch: the loss is the mean", input=given,
                                expected=expected, got=got)
@@ -145,8 +155,12 @@ def _(cross_entropy):
 @exercise(
     "1.3",
     "softmax-regression gradients",
-    hint="Compute P = softmax(x @ W + b) and the one-hot labels Y (np.eye(K)[labels]); then dH = (P - Y) / N, "
-    "dW = x.T @ dH and db = dH.sum(axis=0).",
+    expects="softmax_regression_gradients(W, b, x, labels)",
+    nudge="The gradient of the mean cross-entropy with respect to the logits is (P - Y) / N; the chain rule "
+    "through x @ W + b does the rest.",
+    hint="P = softmax(x @ W + b) row by row, and Y the one-hot labels (a row of np.eye(K) per label). "
+    "With dH = (P - Y) / N, one row per example: dW is x transposed times dH (the shape of W), and db sums "
+    "dH over the examples (the shape of b).",
 )
 def _(softmax_regression_gradients):
     rng = np.random.default_rng(2)
@@ -158,7 +172,7 @@ def _(softmax_regression_gradients):
     ]
     for case, (W, b, x, labels) in enumerate(cases):
         given = {"W": W, "b": b, "x": x, "labels": labels}
-        got = _call_unchanged(softmax_regression_gradients, W, b, x, labels)
+        got = call_unchanged(softmax_regression_gradients, W.copy(), b.copy(), x.copy(), labels.copy())
         if not (isinstance(got, (tuple, list)) and len(got) == 2):
             raise CheckFailure("the function should return a pair (dW, db)", input=given, got=got)
         dW, db = got
@@ -182,9 +196,15 @@ def _(softmax_regression_gradients):
 @exercise(
     "1.4",
     "an SGD epoch",
-    hint="order = rng.permutation(len(x)), once; for start in range(0, len(x), batch_size), the minibatch is "
-    "batch = order[start:start + batch_size]; grads = grad_fn(x[batch], labels[batch]); then update each "
-    "parameter in place, p -= lr * g, so that the arrays the caller holds change.",
+    expects="sgd_epoch(params, grad_fn, x, labels, lr, batch_size, rng)",
+    nudge="Shuffle once with rng, walk through the shuffled order in slices of batch_size, and change the "
+    "parameter arrays in place.",
+    hint="Draw the order once, rng.permutation of the number of examples. For start = 0, batch_size, "
+    "2 batch_size, ... the minibatch is the slice of that order from start, batch_size long (the last one may "
+    "be shorter). Call grad_fn on the rows "
+    "of x and labels in that minibatch, then update each parameter in place (p -= lr * g), so that the arrays "
+    "the caller holds change.",
+    unavailable=[batches],
 )
 def _(sgd_epoch):
     cases = [(10, 4, 0.5), (6, 10, 0.1), (5, 1, 1.0)]
@@ -201,7 +221,7 @@ def _expect_sgd_epoch(sgd_epoch, size, batch_size, lr):
     labels = rng.integers(0, 3, size=size)
     W_start, b_start = rng.normal(size=(4, 3)), rng.normal(size=3)
     given = {"x[:, 0] (the example's index)": x[:, 0].astype(int), "labels": labels, "lr": lr,
-             "batch_size": batch_size, "rng": _Text(f"np.random.default_rng({seed})")}
+             "batch_size": batch_size, "rng": Text(f"np.random.default_rng({seed})")}
 
     order = np.random.default_rng(seed).permutation(size)
     expected_batches = [order[start : start + batch_size] for start in range(0, size, batch_size)]
@@ -239,10 +259,15 @@ def _expect_sgd_epoch(sgd_epoch, size, batch_size, lr):
 @exercise(
     "1.5",
     "softmax regression on MNIST",
-    hint="Start from W = zeros((x_train.shape[1], 10)) and b = zeros(10) (float32), rng = "
-    "np.random.default_rng(seed); each epoch, call sgd_epoch([W, b], grad_fn, ...) with a grad_fn that "
-    "returns softmax_regression_gradients(W, b, x_batch, labels_batch), then append the epoch number and "
-    "the loss and accuracy on both data sets to the history. 10 epochs at lr 0.5, batch 100 pass 92%.",
+    expects="train_softmax_regression(x_train, y_train, x_test, y_test, epochs=10, lr=0.5, batch_size=100, seed=0)",
+    nudge="Start from float32 zeros, run your sgd_epoch once per epoch, and after each epoch record the loss "
+    "and accuracy of the whole training and test sets.",
+    hint="W = zeros of shape (x_train.shape[1], 10) and b = zeros of shape (10,), both float32, and one "
+    "random generator made from seed, before the epochs. Each epoch: sgd_epoch([W, b], grad_fn, ...) with a grad_fn that "
+    "returns your softmax_regression_gradients(W, b, x_batch, labels_batch); then append the epoch number "
+    "(1, 2, ...) and the loss and accuracy of the current W and b on both data sets to the history. "
+    "10 epochs at lr 0.5 in minibatches of 100 pass 92%.",
+    time_limit=90,
 )
 def _(train_softmax_regression):
     blobs = _blobs()
@@ -252,8 +277,8 @@ def _(train_softmax_regression):
         raise CheckFailure(
             f"on 10 well-separated clusters of points, 2 epochs reach a test accuracy of only "
             f"{blob_accuracy:.3f} (the reference: above 0.95): is the model trained?",
-            input=_Text("train_softmax_regression(x_train, y_train, x_test, y_test, epochs=2, lr=0.5, "
-                        "batch_size=50, seed=0) on 500 + 200 points in 20 dimensions"),
+            input=Text("train_softmax_regression(x_train, y_train, x_test, y_test, epochs=2, lr=0.5, "
+                       "batch_size=50, seed=0) on 500 + 200 points in 20 dimensions"),
         )
     mnist = (*load_mnist("train"), *load_mnist("test"))
     W, b, history = _expect_training(train_softmax_regression, mnist, {})
@@ -263,7 +288,7 @@ def _(train_softmax_regression):
         raise CheckFailure(
             f"the test accuracy of the W and b you returned is {accuracy:.4f}, below {TARGET_ACCURACY} after "
             f"{epochs} epoch{'s' * (epochs != 1)}: train longer or tune lr and batch_size (the defaults)",
-            input=_Text("train_softmax_regression(x_train, y_train, x_test, y_test) on MNIST"),
+            input=Text("train_softmax_regression(x_train, y_train, x_test, y_test) on MNIST"),
         )
     summary = f"{epochs} epochs on 60,000 images, test accuracy at least {TARGET_ACCURACY:.0%}"
     return Passed(summary, value=history)
@@ -286,7 +311,7 @@ def _expect_training(train, data, options):
     """Run the learner's training; check the (W, b, history) it returns and that the history's last
     entries are the loss and accuracy of that W and b."""
     described = "train_softmax_regression(x_train, y_train, x_test, y_test"
-    described = _Text(described + "".join(f", {name}={value}" for name, value in options.items()) + ")")
+    described = Text(described + "".join(f", {name}={value}" for name, value in options.items()) + ")")
     x_train, y_train, x_test, y_test = data
     got = train(*data, **options)
     if not (isinstance(got, (tuple, list)) and len(got) == 3):
@@ -294,6 +319,12 @@ def _expect_training(train, data, options):
     W, b, history = got
     expect_shape(W, (x_train.shape[1], 10), input=described, what="W")
     expect_shape(b, (10,), input=described, what="b")
+    for name, value in (("W", W), ("b", b)):
+        if value.dtype != np.float32:
+            raise CheckFailure(f"{name} is {value.dtype}; the exercise asks for float32 parameters, like the "
+                               "images: start from np.zeros(..., np.float32). In float64 every product with the "
+                               "images is computed in float64, with twice the memory and time",
+                               input=described, got=Text(f"{name}.dtype = {value.dtype}"))
     if not isinstance(history, dict) or any(key not in history for key in HISTORY_KEYS):
         raise CheckFailure(f"history should be a dict with the keys {', '.join(HISTORY_KEYS)}",
                            input=described, got=history)

@@ -18,11 +18,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .. import autodiff, gradcheck, ops
+from .. import autodiff, gradcheck, ops, tf
 from ..graph import Node, Placeholder, describe, format_shape, placeholder, role_scope, shapes_compatible
 from ..session import Session
 from ..viz import draw
-from .framework import CheckFailure, Passed, exercise, expect_close, expect_shape
+from .framework import CheckFailure, Passed, Text, exercise, expect_close, expect_shape, is_close, same_value
 
 GRADIENT_RTOL, GRADIENT_ATOL = 1e-5, 1e-7
 
@@ -44,9 +44,14 @@ def _forward_differences(f, x, eps):
 @exercise(
     "3.1",
     "a central-difference gradient",
-    hint="Work on a float64 copy, x = np.array(x, dtype=np.float64). For each index in np.ndindex(x.shape): "
-    "set x[index] to x0 + eps, evaluate f; to x0 - eps, evaluate f; put x0 back; the entry of the gradient "
-    "is (f_plus - f_minus) / (2 * eps).",
+    expects="numerical_gradient(f, x, eps=1e-6)",
+    nudge="Perturb one entry of a float64 copy of x at a time, by +eps and by -eps, and divide the difference "
+    "of f by 2 eps.",
+    hint="Make x a float64 copy first (np.array(x, dtype=np.float64)): an integer array cannot hold x + eps, "
+    "and the caller's x must not change. For each index of np.ndindex(x.shape): remember x[index], set it to "
+    "that plus eps and evaluate f, then to that minus eps and evaluate f, put it back; the entry of the "
+    "gradient is the difference of the two values divided by 2 eps.",
+    unavailable=[gradcheck.numerical_gradient],
 )
 def _(numerical_gradient):
     cases = [
@@ -57,11 +62,12 @@ def _(numerical_gradient):
         ("sum(x**2) at integer x", lambda x: np.sum(x**2), np.array([1, 2, 3]), 1e-6),
     ]
     for description, f, x, eps in cases:
-        given = {"f(x)": _Shown(description), "x": x, "eps": eps}
-        before = x.copy()
-        got = numerical_gradient(f, x, eps=eps)
-        if not np.array_equal(x, before):
-            raise CheckFailure("your function changed the caller's x: perturb a float64 copy instead", input=given)
+        given = {"f(x)": Text(description), "x": x, "eps": eps}
+        learners_x = x.copy()
+        got = numerical_gradient(f, learners_x, eps=eps)
+        if not np.array_equal(learners_x, x):
+            raise CheckFailure("your function changed the caller's x: perturb a float64 copy instead",
+                               input={**given, "x after your call": learners_x})
         expect_shape(got, x.shape, input=given, what="the gradient")
         expected = gradcheck.numerical_gradient(f, x, eps)
         got_array = np.asarray(got, dtype=np.float64)
@@ -94,6 +100,8 @@ def _dual_cases():
         ("1 / x", lambda x: 1 / x, 4.0, 0.25, -1 / 16),
         ("x ** 3 - 2 * x", lambda x: x**3 - 2 * x, 2.0, 4.0, 10.0),
         ("x ** 0.5", lambda x: x**0.5, 4.0, 2.0, 0.25),
+        ("(2 * x + 1) ** 3", lambda x: (2 * x + 1) ** 3, 1.0, 27.0, 54.0),
+        ("np.exp(x * x)", lambda x: np.exp(x * x), 1.5, np.exp(2.25), 3.0 * np.exp(2.25)),
         ("np.exp(x) * np.sin(x)", lambda x: np.exp(x) * np.sin(x), 1.0,
          np.exp(1.0) * np.sin(1.0), np.exp(1.0) * (np.sin(1.0) + np.cos(1.0))),
         ("np.log(x * x + 1)", lambda x: np.log(x * x + 1), 2.0, np.log(5.0), 0.8),
@@ -102,47 +110,79 @@ def _dual_cases():
     ]
 
 
-class _Shown:
-    """Text shown as it is in a report (a plain string would be shown quoted)."""
-
-    def __init__(self, text):
-        self.text = text
-
-    def __repr__(self):
-        return self.text
+_A, _B, _C, _D, _P = 2.0, 3.0, 5.0, -1.0, 3.0  # a = Dual(a, b) and c = Dual(c, d) below; b is not 1
 
 
-def _expect_dual(got, description, given, expected):
+def _dual_rules():
+    """(description, function of a and c, value, derivative, the rule) for each method on its own, with an
+    incoming derivative b = 3: a rule without the chain-rule factor b passes with b = 1, and fails here."""
+    a, b, c, d, p = _A, _B, _C, _D, _P
+    return [
+        ("a * c", lambda x, y: x * y, a * c, a * d + b * c, "(a + bε)(c + dε) = ac + (ad + bc)ε"),
+        ("a / c", lambda x, y: x / y, a / c, (b * c - a * d) / c**2, "(a + bε)/(c + dε) = a/c + (bc - ad)/c² ε"),
+        ("a ** 3", lambda x, y: x**p, a**p, p * a ** (p - 1) * b, "(a + bε)^p = a^p + p a^(p-1) b ε"),
+        ("np.exp(a)", lambda x, y: np.exp(x), np.exp(a), np.exp(a) * b, "exp(a + bε) = exp(a) + exp(a) b ε"),
+        ("np.log(a)", lambda x, y: np.log(x), np.log(a), b / a, "log(a + bε) = log(a) + (b / a) ε"),
+        ("np.sin(a)", lambda x, y: np.sin(x), np.sin(a), np.cos(a) * b, "sin(a + bε) = sin(a) + cos(a) b ε"),
+    ]
+
+
+def _dual_text(value, derivative):
+    numbers = [f"{float(v):.6g}" if is_close(v, float(v)) else repr(v) for v in (value, derivative)]
+    return Text(f"Dual({numbers[0]}, {numbers[1]})")
+
+
+def _expect_dual(got, description, given, expected, rule=None):
+    """``got`` must be a Dual holding ``expected``, ``(value, derivative)``; ``rule``, the method's rule, explains
+    a wrong derivative and recognises one that lacks the incoming factor b."""
     if not (hasattr(got, "value") and hasattr(got, "derivative")):
         raise CheckFailure(f"{description} gave a {type(got).__name__}, not a Dual: each operation and "
                            "function must return a new Dual", input=given, got=got)
-    pair = (got.value, got.derivative)
-    for name, value, want in (("value", pair[0], expected[0]), ("derivative", pair[1], expected[1])):
-        if not np.isclose(value, want, rtol=1e-12, atol=1e-15):
-            raise CheckFailure(f"the {name} of {description} is wrong", input=given,
-                               expected=_Shown(f"Dual({expected[0]:.6g}, {expected[1]:.6g})"),
-                               got=_Shown(f"Dual({pair[0]:.6g}, {pair[1]:.6g})"))
+    for name, value, want in (("value", got.value, expected[0]), ("derivative", got.derivative, expected[1])):
+        if not is_close(value, want, rtol=1e-12, atol=1e-15):
+            message = f"the {name} of {description} is wrong"
+            if rule and name == "derivative":
+                message += f"; the rule is {rule}"
+                if "c" not in description and is_close(value, want / _B, rtol=1e-12, atol=1e-15):
+                    message += (f". Yours lacks the factor b = {_B:g}, the derivative that a carries in: without it "
+                                "compositions such as exp(x * x) come out wrong")
+            raise CheckFailure(message, input=given, expected=_dual_text(*expected),
+                               got=_dual_text(got.value, got.derivative))
 
 
 @exercise(
     "3.2",
     "dual numbers",
-    hint="Each method returns a new Dual: its value is the ordinary result, its derivative comes from the "
-    "chain rule, e.g. (a + bε)(c + dε) = ac + (ad + bc)ε and sin(a + bε) = sin(a) + cos(a)·b ε. "
-    "Do not change self or other.",
+    expects="""
+        class Dual:
+            def __init__(self, value, derivative=0.0): ...
+            def __mul__(self, other): ...
+            def __truediv__(self, other): ...
+            def __pow__(self, exponent): ...
+            def exp(self): ...
+            def log(self): ...
+            def sin(self): ...
+    """,
+    nudge="Each method returns a new Dual: the value is the ordinary result, the derivative comes from the "
+    "chain rule, times the derivative the operand carries.",
+    hint="For g(a + bε) the rule is g(a) + g'(a)·b ε: the derivative b of the operand multiplies g'(a), so "
+    "that compositions like exp(x * x) come out right. A product is (a + bε)(c + dε) = ac + (ad + bc)ε and a "
+    "quotient (a + bε)/(c + dε) = a/c + (bc - ad)/c² ε. Never change self or other: build a new Dual.",
 )
 def _(Dual):
+    for description, f, value, derivative, rule in _dual_rules():
+        given = {"a": Text(f"Dual({_A}, {_B})")} | ({"c": Text(f"Dual({_C}, {_D})")} if "c" in description else {})
+        _expect_dual(f(Dual(_A, _B), Dual(_C, _D)), description, given, (value, derivative), rule)
     for description, f, x, value, derivative in _dual_cases():
-        given = {"f(x)": _Shown(description), "x": _Shown(f"Dual({x}, 1.0)")}
+        given = {"f(x)": Text(description), "x": Text(f"Dual({x}, 1.0)")}
         dual_x = Dual(x, 1.0)
         got = f(dual_x)
-        if (dual_x.value, dual_x.derivative) != (x, 1.0):
+        if not same_value((dual_x.value, dual_x.derivative), (x, 1.0)):
             raise CheckFailure(f"computing {description} changed x: return new Duals, never modify self",
-                               input=given, got=_Shown(f"x = Dual({dual_x.value}, {dual_x.derivative}) afterwards"))
+                               input=given, got=Text(f"x = Dual({dual_x.value}, {dual_x.derivative}) afterwards"))
         _expect_dual(got, description, given, (value, derivative))
-    given = {"a": _Shown("Dual(2.0, 3.0)"), "b": _Shown("Dual(5.0, -1.0)")}
-    _expect_dual(Dual(2.0, 3.0) * Dual(5.0, -1.0), "a * b", given, (10.0, 3.0 * 5.0 + 2.0 * -1.0))
-    return f"{len(_dual_cases()) + 1} functions: products, quotients, powers, exp, log, sin and their compositions"
+    return (f"{len(_dual_rules())} rules with an incoming derivative and {len(_dual_cases())} functions: products, "
+            "quotients, powers, exp, log, sin and their compositions")
 
 
 # ---------------------------------------------------------------------------------------------- graphs
@@ -159,7 +199,7 @@ class _Graph:
 
     def shown(self):
         """The input of a failure report: the graph's formula and its inputs' values."""
-        return {"graph": _Shown(self.description), **{x.name: self.feed[x] for x in self.feed}}
+        return {"graph": Text(self.description), **{x.name: self.feed[x] for x in self.feed}}
 
 
 def _inputs(rng, **shapes):
@@ -265,9 +305,14 @@ def _mul_graphs():
 @exercise(
     "3.3",
     "the gradient rule of mul",
-    hint="a, b = node.inputs; the partial adjoint of a is output_grad * b and that of b is output_grad * a. "
-    "Where broadcasting enlarged an input, sum back to its shape: mg.sum_to(output_grad * b, a) sums to the "
-    "shape of a (whatever it turns out to be at run time).",
+    expects="mul_gradient(node, output_grad)",
+    nudge="Each input's partial adjoint is the adjoint times the other input, summed back to the input's own "
+    "shape where broadcasting enlarged it.",
+    hint="For c = a * b, dc/da = b and dc/db = a elementwise, so the partial adjoints are output_grad * b for a "
+    "and output_grad * a for b. When a was broadcast (a scalar, a row), its adjoint must be summed over the "
+    "broadcast axes back to a's shape: mg.sum_to(node_to_sum, a) does that for whatever shape a has at run "
+    "time. Return a list of two nodes.",
+    unavailable=[ops.Mul.gradient, autodiff.gradient_rule],
 )
 def _(mul_gradient):
     graphs = _mul_graphs()
@@ -300,9 +345,13 @@ def _matmul_graphs():
 @exercise(
     "3.4",
     "the gradient rule of matmul",
-    hint="For C = A B with adjoint G (output_grad): dA = G Bᵀ and dB = Aᵀ G, that is "
-    "mg.matmul(output_grad, b, transpose_b=True) and mg.matmul(a, output_grad, transpose_a=True) "
-    "(or output_grad @ b.T and a.T @ output_grad). Check the shapes: dA has the shape of A.",
+    expects="matmul_gradient(node, output_grad)",
+    nudge="Each adjoint is a matrix product of the output's adjoint with the other input, one of them "
+    "transposed; match the shapes.",
+    hint="For C = A B (n×k times k×m) with adjoint G (n×m): the adjoint of A is G Bᵀ (n×k) and that of B is "
+    "Aᵀ G (k×m). Node.T transposes a node, and mg.matmul has transpose_a= and transpose_b= arguments. If "
+    "your shapes do not fit, write them down: an adjoint has the shape of its input.",
+    unavailable=[ops.MatMul.gradient, autodiff.gradient_rule],
 )
 def _(matmul_gradient):
     graphs = _matmul_graphs()
@@ -347,9 +396,14 @@ def _expect_not_the_shortcut(graph, weights, got_logits_grad):
 @exercise(
     "3.5",
     "the gradient rule of softmax cross-entropy",
-    hint="z, t = node.inputs and g = mg.expand_dims(output_grad, -1), so that g broadcasts over the classes. "
-    "Logits: (mg.softmax(z) * mg.reduce_sum(t, -1, keepdims=True) - t) * g. "
-    "Labels: -mg.log_softmax(z) * g.",
+    expects="softmax_cross_entropy_gradient(node, output_grad)",
+    nudge="Differentiate l = -sum_c t_c z_c + (sum_c t_c) log sum_j exp(z_j) with respect to z and to t, and "
+    "give output_grad (one number per example) a class axis.",
+    hint="With s = sum_c t_c (one per example), dl/dz = s · softmax(z) - t — which is softmax(z) - t only "
+    "when the labels of a row sum to 1 — and dl/dt = -log_softmax(z). output_grad has one entry per example: "
+    "mg.expand_dims(output_grad, -1) adds the class axis, so that it broadcasts; multiply both by it. "
+    "mg.log_softmax and mg.softmax are stable for large logits.",
+    unavailable=[ops.SoftmaxCrossEntropy.gradient, autodiff.gradient_rule],
 )
 def _(softmax_cross_entropy_gradient):
     rng = np.random.default_rng(5)
@@ -409,10 +463,15 @@ def _expect_reverse_mode(my_gradients, graph, references=None):
 @exercise(
     "3.6",
     "reverse-mode automatic differentiation",
-    hint="Keep a dict node -> list of partial adjoints, starting with {y: [mg.ones_like(y)]}. Walk "
-    "reversed(mg.topological_sort([y])); skip a node with no partial adjoints; sum its list to get its "
-    "adjoint; call mg.gradient_rule(node.op)(node, adjoint) and append each result that is not None to the "
-    "list of the matching input. For an x that was never reached, return mg.zeros_like(x).",
+    expects="my_gradients(y, xs)",
+    nudge="Visit the nodes from y back to the inputs (reverse topological order), summing all the partial "
+    "adjoints a node receives before passing its adjoint on.",
+    hint="Keep a dict node -> list of partial adjoints, starting with y's own: mg.ones_like(y). Walk "
+    "reversed(mg.topological_sort([y])), skipping nodes with no partial adjoints. A node's adjoint is the "
+    "sum of its list; mg.gradient_rule(node.op)(node, adjoint) turns it into one partial adjoint per input "
+    "(None for an input without a gradient), to append to that input's list. For an x that y does not "
+    "reach, the gradient is mg.zeros_like(x).",
+    unavailable=[autodiff.gradients, tf.gradients],
 )
 def _(my_gradients):
     rng = np.random.default_rng(6)
@@ -473,6 +532,18 @@ def _expect_model(built):
     return built
 
 
+def _expect_mean_loss(loss, x, labels, images, digits):
+    """At W = 0 and b = 0 every class has probability 1/10: the mean loss is ln 10, whatever the batch."""
+    given = {"batch": Text(f"the first {BATCH_SIZE} MNIST training images, before any training step")}
+    start = _run(Session(), loss, {x: images[:BATCH_SIZE], labels: digits[:BATCH_SIZE]})
+    if is_close(start, BATCH_SIZE * np.log(10), rtol=1e-4):
+        raise CheckFailure(f"the loss is the sum of the cross-entropies of the batch, {BATCH_SIZE} times the mean: "
+                           "average it over the batch (mg.reduce_mean), so that the step size does not grow with "
+                           "the batch size", input=given, expected=np.log(10), got=start)
+    expect_close(start, np.log(10), input=given, rtol=1e-4,
+                 what="the loss before training (at W = 0 and b = 0 every class has probability 1/10)")
+
+
 def _run(sess, fetches, feed):
     """``sess.run`` on the learner's graph; an error there is reported as a failure of their graph."""
     try:
@@ -484,9 +555,15 @@ def _run(sess, fetches, feed):
 @exercise(
     "3.7",
     "MNIST trained with your own gradients",
-    hint="Build chapter 02's graph: placeholders x (None, 784) and y (None,) of dtype int64, Variables W "
-    "(784, 10) and b (10,) of zeros, logits = x @ W + b, loss = mg.reduce_mean(mg.softmax_cross_entropy("
-    "logits, y)), and train_step = mg.optim.SGD(0.5, gradients=gradients).minimize(loss).",
+    expects=("softmax_regression(gradients)", "my_gradients(y, xs)"),
+    nudge="Build chapter 02's model as a graph, with the mean loss over the batch, and give the function you "
+    "receive to the optimizer, which then differentiates with it.",
+    hint="Placeholders x (None, 784) and y (None,) of dtype int64; Variables W (784, 10) and b (10,) of "
+    "float32 zeros; logits = x @ W + b; the loss is the batch mean of mg.softmax_cross_entropy(logits, y). "
+    "mg.optim.SGD takes the learning rate (0.5) and gradients=, the function used to differentiate; its "
+    "minimize(loss) is the training step.",
+    unavailable=[autodiff.gradients, tf.gradients],
+    time_limit=90,
 )
 def _(softmax_regression, gradients):
     from ..datasets import batches, load_mnist  # the data only when this check runs
@@ -503,6 +580,7 @@ def _(softmax_regression, gradients):
                            "as in mg.optim.SGD(0.5, gradients=gradients).minimize(loss)")
     accuracy = ops.reduce_mean(ops.cast(ops.equal(ops.argmax(logits, axis=1), labels), "float32"))
     data = {"train": load_mnist("train"), "test": load_mnist("test")}
+    _expect_mean_loss(loss, x, labels, *data["train"])
     history = {"step": [], "train_loss": [], "train_acc": [], "test_loss": [], "test_acc": []}
     sess = Session()
 

@@ -17,26 +17,16 @@ fixed seeds, so every report is deterministic.
 
 import numpy as np
 
-from .. import ops
+from .. import init, nn, ops
 from ..autodiff import gradients
 from ..graph import Node, Variable, constant, describe, placeholder, topological_sort
 from ..init import xavier_normal
 from ..nn import dense
-from ..optim import SGD, Optimizer
+from ..optim import SGD, Adam, Optimizer
 from ..session import Session
-from .framework import CheckFailure, Passed, exercise, expect_close, expect_shape
+from .framework import CheckFailure, Passed, Text, call_unchanged, exercise, expect_close, expect_shape, same_value
 
 # ---------------------------------------------------------------------------------------------- shared
-
-
-class _Text:
-    """A description shown as is in a report (a plain string would be shown with quotes)."""
-
-    def __init__(self, text):
-        self.text = text
-
-    def __repr__(self):
-        return self.text
 
 
 def _quadratic(shape, seed):
@@ -53,13 +43,6 @@ def _expect_pair(result, what, names, shape, given):
         expect_shape(np.asarray(value) if isinstance(value, (float, int, list)) else value, shape, input=given,
                      what=f"the returned {name}")
     return list(result)
-
-
-def _expect_unchanged(before, after, given, what):
-    for name in before:
-        if not np.array_equal(before[name], after[name]):
-            raise CheckFailure(f"{what} changed its input {name} in place; compute new arrays instead "
-                               f"(e.g. theta = theta - lr * step, not theta -= lr * step)", input=given)
 
 
 def _expect_sequence(step_function, reference, start, steps, given, what, names):
@@ -88,8 +71,12 @@ def _reference_momentum(theta, grad, velocity, lr, momentum, nesterov=False):
 @exercise(
     "4.1",
     "momentum and Nesterov steps",
-    hint="First the new velocity, v_new = momentum * velocity + grad. The heavy ball then steps along it: "
-    "theta - lr * v_new; Nesterov steps along grad + momentum * v_new. Return (new_theta, v_new).",
+    expects="momentum_step(theta, grad, velocity, lr, momentum, nesterov=False)",
+    nudge="Update the velocity first; the heavy ball then steps along the new velocity, and Nesterov looks one "
+    "momentum step further along it.",
+    hint="The new velocity is momentum times the old one plus the gradient. The heavy ball subtracts lr times "
+    "the new velocity from theta; Nesterov subtracts lr times (the gradient plus momentum times the new "
+    "velocity). Return new arrays, (theta, velocity), leaving the ones you were given unchanged.",
 )
 def _(momentum_step):
     theta, grad, velocity = np.array([1.0, -2.0, 0.5]), np.array([0.5, 1.0, -4.0]), np.array([0.2, 0.0, -1.0])
@@ -97,16 +84,16 @@ def _(momentum_step):
         for lr, momentum in ((0.1, 0.9), (0.3, 0.0)):
             before = {"theta": theta.copy(), "grad": grad.copy(), "velocity": velocity.copy()}
             given = {**before, "lr": lr, "momentum": momentum, "nesterov": nesterov}
-            got = _expect_pair(momentum_step(theta, grad, velocity, lr, momentum, nesterov=nesterov),
+            got = _expect_pair(call_unchanged(momentum_step, theta.copy(), grad.copy(), velocity.copy(), lr, momentum,
+                                              nesterov=nesterov),
                                "momentum_step", ("theta", "velocity"), theta.shape, given)
-            _expect_unchanged(before, {"theta": theta, "grad": grad, "velocity": velocity}, given, "momentum_step")
             expected = _reference_momentum(theta, grad, velocity, lr, momentum, nesterov)
             for name, value, want in zip(("velocity", "theta"), got[::-1], expected[::-1]):
                 expect_close(value, want, input=given, rtol=1e-9, what=f"the new {name}")
     curvature, linear = _quadratic((3, 2), seed=41)
     for nesterov in (False, True):
-        given = {"loss": _Text("1/2 sum(h theta²) + c·theta, h and c of shape (3, 2)"), "lr": 0.1, "momentum": 0.9,
-                 "nesterov": nesterov, "start": _Text("theta from a seeded normal, velocity = 0")}
+        given = {"loss": Text("1/2 sum(h theta²) + c·theta, h and c of shape (3, 2)"), "lr": 0.1, "momentum": 0.9,
+                 "nesterov": nesterov, "start": Text("theta from a seeded normal, velocity = 0")}
 
         def run(step_function):
             return lambda number, theta, velocity: step_function(
@@ -131,18 +118,21 @@ def _reference_adam(theta, grad, m, v, t, lr=0.001, beta1=0.9, beta2=0.999, eps=
 @exercise(
     "4.2",
     "Adam with bias correction",
-    hint="m = beta1 * m + (1 - beta1) * grad; v = beta2 * v + (1 - beta2) * grad**2; then the corrected "
-    "m_hat = m / (1 - beta1**t) and v_hat = v / (1 - beta2**t); the step is lr * m_hat / (np.sqrt(v_hat) + eps). "
-    "Return the new theta and the new m and v (uncorrected: the corrections are recomputed at every step).",
+    expects="adam_step(theta, grad, m, v, t, lr=0.001, beta1=0.9, beta2=0.999, eps=1e-8)",
+    nudge="Update both moving averages, correct each for its start at zero, then step by the corrected mean "
+    "over the square root of the corrected second moment.",
+    hint="m and v are exponential moving averages of grad and grad²: the new m is beta1 m + (1 - beta1) grad, "
+    "and v likewise with beta2 and grad². The bias corrections divide them by 1 - beta1**t and 1 - beta2**t; "
+    "the step is lr m_hat / (sqrt(v_hat) + eps). Return the new theta and the new, uncorrected, m and v: the "
+    "corrections are recomputed at every step.",
 )
 def _(adam_step):
     theta, grad = np.array([1.0, -2.0, 0.5, 3.0]), np.array([3.0, -0.2, 0.05, 0.0])
     zeros = np.zeros(4)
     before = {"theta": theta.copy(), "grad": grad.copy()}
     given = {**before, "m": zeros, "v": zeros, "t": 1, "lr": 0.01}
-    got = _expect_pair(adam_step(theta, grad, zeros.copy(), zeros.copy(), 1, lr=0.01), "adam_step",
-                       ("theta", "m", "v"), theta.shape, given)
-    _expect_unchanged(before, {"theta": theta, "grad": grad}, given, "adam_step")
+    got = _expect_pair(call_unchanged(adam_step, theta.copy(), grad.copy(), zeros.copy(), zeros.copy(), 1, lr=0.01),
+                       "adam_step", ("theta", "m", "v"), theta.shape, given)
     expected = _reference_adam(theta, grad, zeros, zeros, 1, lr=0.01)
     expect_close(got[1], expected[1], input=given, rtol=1e-9, what="m after the first step")
     expect_close(got[2], expected[2], input=given, rtol=1e-9, what="v after the first step")
@@ -158,14 +148,16 @@ def _(adam_step):
     rng = np.random.default_rng(42)
     later = {"theta": rng.normal(size=(2, 3)), "grad": rng.normal(size=(2, 3)), "m": rng.normal(size=(2, 3)) * 0.1,
              "v": rng.uniform(0.1, 1.0, size=(2, 3)), "t": 5, "lr": 0.1, "beta1": 0.8, "beta2": 0.99, "eps": 1e-6}
-    got = _expect_pair(adam_step(**{k: np.copy(v) if isinstance(v, np.ndarray) else v for k, v in later.items()}),
-                       "adam_step", ("theta", "m", "v"), (2, 3), later)
+    positional = [np.copy(later[name]) if name != "t" else later[name] for name in ("theta", "grad", "m", "v", "t")]
+    hyperparameters = {name: later[name] for name in ("lr", "beta1", "beta2", "eps")}
+    got = _expect_pair(call_unchanged(adam_step, *positional, **hyperparameters), "adam_step", ("theta", "m", "v"),
+                       (2, 3), later)
     for name, value, want in zip(("theta", "m", "v"), got, _reference_adam(**later)):
         expect_close(value, want, input=later, rtol=1e-6, atol=1e-12,
                      what=f"the new {name} at t = 5, with beta1 = 0.8, beta2 = 0.99, eps = 1e-6")
     curvature, linear = _quadratic(5, seed=43)
-    given = {"loss": _Text("1/2 sum(h theta²) + c·theta, h and c of shape (5,)"), "lr": 0.05, "eps": 1e-10,
-             "start": _Text("theta from a seeded normal, m = v = 0"), "t": _Text("1, 2, ..., 30")}
+    given = {"loss": Text("1/2 sum(h theta²) + c·theta, h and c of shape (5,)"), "lr": 0.05, "eps": 1e-10,
+             "start": Text("theta from a seeded normal, m = v = 0"), "t": Text("1, 2, ..., 30")}
 
     def run(step_function):  # a tiny eps: whether it sits inside the square root or not makes no difference
         return lambda number, theta, m, v: step_function(theta, curvature * theta + linear, m, v, number, lr=0.05,
@@ -184,8 +176,13 @@ _NORMAL_WITHIN_ONE_STD = 0.6827  # P(|z| < 1) for a standard normal; 0.577 for a
 @exercise(
     "4.3",
     "He initialization",
-    hint="fan_in = shape[0]; draw rng.normal(0.0, np.sqrt(2.0 / fan_in), size=shape) from the generator you "
-    "were given (never np.random.*: the result must depend on the seed only) and convert with .astype(dtype).",
+    expects='he_normal(shape, *, seed=None, rng=None, dtype="float32")',
+    nudge="Draw from the generator the first line gives you: a normal distribution with mean 0 and standard "
+    "deviation sqrt(2 / fan_in); then convert to dtype.",
+    hint="fan_in is shape[0], the number of inputs of the layer. rng.normal(mean, standard deviation, "
+    "size=shape) draws the weights and .astype(dtype) converts them. Draw from that rng, never from "
+    "np.random: the weights must depend on the seed only.",
+    unavailable=[init.he_normal],
 )
 def _(he_normal):
     for shape, dtype in (((784, 256), "float32"), ((30, 10), "float64")):
@@ -203,7 +200,7 @@ def _(he_normal):
     generator = np.random.default_rng(3)
     if np.array_equal(he_normal((20, 20), rng=generator), he_normal((20, 20), rng=generator)):
         raise CheckFailure("two draws from one rng= gave the same weights: use the generator passed as rng=",
-                           input={"shape": (20, 20), "rng": _Text("np.random.default_rng(3), used twice")})
+                           input={"shape": (20, 20), "rng": Text("np.random.default_rng(3), used twice")})
     for shape in ((1000, 500), (50, 2000)):
         given = {"shape": shape, "seed": 0}
         weights = np.asarray(he_normal(shape, seed=0), dtype=np.float64)
@@ -245,15 +242,19 @@ def _expect_node(got, what, given):
 @exercise(
     "4.4",
     "an L2 penalty as graph nodes",
-    hint="For each W: mg.reduce_sum(W * W) is its squared norm, a scalar node. Add them up with + and multiply "
-    "by rate / 2: the 1/2 makes the gradient rate * W.",
+    expects="l2_penalty(weights, rate)",
+    nudge="Build the penalty from minigraph ops — a sum of squares for each weight, added up, times rate / 2 — "
+    "so that it is part of the graph.",
+    hint="mg.reduce_sum(W * W) is the squared norm of one weight, a scalar node. Add the norms of all the "
+    "weights with +, then multiply by rate / 2: the 1/2 makes the gradient of the penalty rate · W.",
+    unavailable=[nn.weight_decay, nn.l2_loss],
 )
 def _(l2_penalty):
     rng = np.random.default_rng(44)
     values = [rng.normal(size=(3, 2)), rng.normal(size=4), rng.normal(size=(2, 2))]
     for count, rate in ((1, 0.1), (3, 0.01), (2, 0.0)):
         weights = [Variable(value, name=f"W{i}") for i, value in enumerate(values[:count])]
-        given = {"weights": _Text(", ".join(describe(w) for w in weights)), "rate": rate}
+        given = {"weights": Text(", ".join(describe(w) for w in weights)), "rate": rate}
         penalty = l2_penalty(weights, rate)
         _expect_node(penalty, "l2_penalty(weights, rate)", given)
         if penalty.shape not in ((), None):
@@ -271,7 +272,7 @@ def _(l2_penalty):
     sess = Session()
     sess.run(SGD(0.1).minimize(loss + l2_penalty([W], 0.5)))
     expect_close(sess.run(W), (1 - 0.1 * 0.5) * values[0] - 0.1 * 2 * data * values[0], rtol=1e-9,
-                 input={"loss": _Text("sum(D * W * W)"), "lr": 0.1, "rate": 0.5},
+                 input={"loss": Text("sum(D * W * W)"), "lr": 0.1, "rate": 0.5},
                  what="W after one SGD step on loss + penalty (it should be (1 - lr rate) W - lr dL/dW)")
     return "values and gradients for one to three weights; an SGD step on loss + penalty decays W by (1 - lr rate)"
 
@@ -289,8 +290,8 @@ def _reference_adamw(theta, grad, m, v, t, lr, weight_decay, beta1=0.9, beta2=0.
 
 
 def _expect_optimizer(AdamW, lr, weight_decay):
-    if not (isinstance(AdamW, type) and issubclass(AdamW, Optimizer)):
-        raise CheckFailure("pass the class itself: check(\"4.5\", AdamW), a subclass of mg.optim.Optimizer",
+    if not issubclass(AdamW, Optimizer):
+        raise CheckFailure("AdamW should be a subclass of mg.optim.Optimizer (class AdamW(mg.optim.Optimizer): ...)",
                            got=AdamW)
     return AdamW(lr=lr, weight_decay=weight_decay)
 
@@ -310,7 +311,7 @@ def _expect_steps(AdamW, lr, weight_decay, steps=5):
     if not isinstance(update, Node):
         raise CheckFailure("minimize(loss) did not return a node: update(var, grad) should return the assign "
                            "node(s) that change var", got=update)
-    given = {"loss": _Text("1/2 sum(h w²) + c·w + the same for B (float64 Variables w (3,), B (2, 2))"),
+    given = {"loss": Text("1/2 sum(h w²) + c·w + the same for B (float64 Variables w (3,), B (2, 2))"),
              "lr": lr, "weight_decay": weight_decay}
     written = {node.inputs[0] for node in topological_sort(update) if node.op.mutates}
     for name, var in variables.items():
@@ -350,10 +351,19 @@ def _diagnose_first_step(got, start, expected, coupled, name, given, weight_deca
 @exercise(
     "4.5",
     "AdamW trains MNIST",
-    hint="In update: m, v = self.slot(var, 'm'), self.slot(var, 'v'); new_m = mg.assign(m, beta1 * m + "
-    "(1 - beta1) * grad) and likewise new_v with grad * grad; m_hat = new_m / (1 - beta1 ** self.step), "
-    "v_hat = new_v / (1 - beta2 ** self.step); return mg.assign_sub(var, self.learning_rate * (m_hat / "
-    "(mg.sqrt(v_hat) + eps) + weight_decay * var)). The decay is added to Adam's direction, not to the gradient.",
+    expects="""
+        class AdamW(mg.optim.Optimizer):
+            def __init__(self, lr=0.001, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.01, gradients=None): ...
+            def update(self, var, grad): ...
+    """,
+    nudge="Adam's update as graph nodes, on the slots m and v, with weight_decay · var added to Adam's direction "
+    "(not to the gradient); return the node that changes var.",
+    hint="self.slot(var, 'm') and self.slot(var, 'v') are the moving averages. Take the new averages from the "
+    "outputs of mg.assign(m, ...) and mg.assign(v, ...): a plain read of m sees its value from before the "
+    "run. Correct them with self.step (1 - beta ** self.step). The direction is m_hat / (mg.sqrt(v_hat) + "
+    "eps) + weight_decay · var, and update returns mg.assign_sub(var, self.learning_rate times it).",
+    unavailable=[Adam.update],
+    time_limit=90,
 )
 def _(AdamW):
     _expect_steps(AdamW, lr=0.1, weight_decay=0.0)

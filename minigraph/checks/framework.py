@@ -1,75 +1,101 @@
-'''The exercise checks: how a chapter registers them, and how a learner runs them.
+'''The exercise checks: how a chapter declares them, and how a learner runs them.
 
 The learner, in an exercise notebook::
 
     from minigraph.checks import check, hint, solution
 
-    check("1.1", stable_softmax)   # prints a report and returns a CheckResult
-    hint("1.1")                    # prints the hint
-    solution("1.1")                # prints the reference solution
+    check("2.1", topological_sort)   # ✓ passed — or what is wrong, with the input, expected and got
+    hint("2.1")                      # more than the one-line hint a failure prints
+    solution("2.1")                  # the reference code, once they have tried
 
-Writing the checks of a chapter
--------------------------------
-Chapter ``N`` registers its checks in ``minigraph/checks/chNN.py`` (chapter 1 in ``ch01.py``); that module is
-imported the first time one of its exercises is checked. A complete example::
+Declaring the exercises of a chapter
+------------------------------------
+Chapter ``N`` declares its exercises in ``minigraph/checks/chNN.py`` (chapter 2 in ``ch02.py``), imported
+the first time one of them is checked. A complete example, exercise 2.1::
 
-    import numpy as np
+    import minigraph as mg
 
-    from .framework import CheckFailure, exercise, expect_close, expect_equal, expect_shape
-
-
-    def reference_softmax(z):
-        """Row-wise softmax, shifted by each row's max so that exp never overflows."""
-        e = np.exp(z - z.max(axis=-1, keepdims=True))
-        return e / e.sum(axis=-1, keepdims=True)
+    from .framework import CheckFailure, Text, exercise, expect_equal
 
 
-    @exercise("1.1", "stable softmax", hint="Subtract each row's max before exponentiating.")
-    def _(stable_softmax):
-        rng = np.random.default_rng(0)                      # seed: the report must be deterministic
-        cases = [np.array([[1.0, 2.0, 3.0]]), rng.normal(size=(4, 10)), np.array([[1e4, 0.0, -1e4]])]
-        for z in cases:
-            got = stable_softmax(z.copy())                  # a copy: the learner may modify it
-            expect_shape(got, z.shape, input=z, what="softmax(z)")
-            expect_close(got, reference_softmax(z), input=z, what="softmax(z)")
-        if not np.all(np.isfinite(stable_softmax(np.array([[1e5, -1e5]])))):
-            raise CheckFailure("softmax(z) is not finite for logits of 1e5", input=np.array([[1e5, -1e5]]))
-        return f"{len(cases) + 1} cases, including logits of 1e4"  # printed after "passed —"
+    @exercise(
+        "2.1", "topological sort",
+        expects="topological_sort(fetches)",             # the stub the learner fills in
+        nudge="Visit a node's inputs before the node itself, and remember the nodes already visited.",
+        hint="Depth-first search with your own stack (a list) of (node, index of the next input) pairs: "
+        "push unvisited inputs one by one; once all are done, pop the node and append it to the order.",
+        unavailable=[mg.topological_sort],               # "write your own": the package's own is refused
+        time_limit=20,                                   # seconds; the default is DEFAULT_TIME_LIMIT
+    )
+    def _(topological_sort):
+        a = mg.placeholder("a", shape=(2,))
+        y = a * a + a
+        got = topological_sort([y])
+        expect_equal(len(got), 3, input=Text("y = a * a + a"), what="the number of nodes in the order")
+        if got[-1] is not y:
+            raise CheckFailure("the fetch must come last: it depends on every other node",
+                               input=Text("y = a * a + a"), got=[node.name for node in got])
+        return "1 graph"                                 # printed after "passed —"
 
-The rules:
+What each part does:
 
-- The checker's parameters are what the learner passes: ``check("1.1", stable_softmax)`` calls it with
-  ``stable_softmax``. Keyword arguments pass through, so a checker may take optional ones
-  (``check("0.1", mean_digit, images=x, labels=y)``); a call that does not fit the signature is reported
-  with the expected usage.
-- It calls the learner's code and compares with :func:`expect_close`, :func:`expect_equal` and
+- ``expects``: the learner's code as the exercise's stub declares it, one entry per parameter of the
+  checker: ``"softmax(z)"`` for a function (``"def softmax(z): ..."`` also works), the stub of a class
+  for a class (``"class Affine(mg.Op):\\n    def compute(self, node, input_values): ...\\n    def
+  infer_shape(self, node, input_shapes): ..."``; the base classes are not checked). Before the checker
+  runs, each argument is checked against its stub — a class where a class is expected, each method present,
+  every call the checker makes accepted — so that wrong parameters are reported as the learner's mistake,
+  naming the expected ones. The checker calls the learner's code as the stub reads: parameters without a
+  default by position, the others by name.
+- ``nudge`` (one sentence, no code) is printed under a failure; ``hint`` (the steps, still not the code)
+  is what ``hint(id)`` prints; ``solution`` (optional: source text or a function) is what
+  ``solution(id)`` prints — by default the exercise's blocks of ``solutions/NN_name.ipynb``.
+- ``unavailable``: package functions (or methods, ``mg.Session.run``) that the exercise asks the learner to
+  write. While the check runs they refuse calls coming from the learner's code — also through a name the
+  notebook imported — and a learner passing one of them itself (``check("2.1", mg.topological_sort)``) is
+  told so before anything runs; the checker's and minigraph's own calls work as usual. List every public
+  function that does the job (``mg.gradients`` and ``mg.tf.gradients``): a wrapper calls the function
+  from the package, which is allowed.
+- ``time_limit``: seconds the whole check may take (set it to about ten times what the reference solution
+  needs on a laptop, with one BLAS thread); when it is up, the learner's code is interrupted where it was
+  running and the report shows that line ("timed out").
+
+The checker:
+
+- calls the learner's code and compares with :func:`expect_close`, :func:`expect_equal` and
   :func:`expect_shape`, which raise :class:`CheckFailure` carrying the input, the expected and the obtained
-  value; it may raise ``CheckFailure(message, input=..., expected=..., got=...)`` itself. ``input`` may be a
-  dict, shown one entry per line (``input={"z": z, "axis": 1}``).
-- It returns a short summary (or None), printed on success — or ``Passed(summary, value=...)`` to hand a
+  value; it may raise ``CheckFailure(message, input=..., expected=..., got=...)`` itself. Every pass/fail
+  decision goes through these helpers (or :func:`is_close` and :func:`same_value`, which answer True or
+  False for a checker that words its own message): they use the checker's own references to
+  numpy's functions on plain arrays, so a patched ``np.isclose`` or an object whose ``==`` is always true
+  cannot pass. Use ``np.allclose`` and friends only to choose a more precise failure message.
+- calls the learner's functions through :func:`call_unchanged` (fails if an array argument was changed in
+  place, showing it before and after) or with :func:`read_only` arrays; builds ``input=`` from values
+  that the learner's code cannot change (copies), so that a report shows the input as it was.
+- shows a description with ``Text("...")`` (no quotes, no type); ``input`` may be a dict, one entry per line.
+- returns a short summary (or None), printed on success — or ``Passed(summary, value=...)`` to hand a
   value back to the notebook as ``check(...).value`` (e.g. the history of a training run to plot).
-- It never needs try/except: ``NotImplementedError`` becomes "not implemented yet"; another exception
-  whose traceback passes through the learner's code becomes "your code raised ...", with the learner's
-  line; any other exception is reported as an internal error of the check. So validate what the learner
-  returns (``expect_shape`` first) before indexing into it.
-- numpy's floating-point warnings are silenced while a check runs: an overflow shows up as inf or NaN in
-  the reported value instead.
-- Reports are regression-tested in the solution notebooks: seed any random data.
-- ``solution=`` (optional) is the reference solution shown by ``solution("1.1")``: source text, or a
-  function whose source is shown. Without it, ``solution`` shows the exercise's blocks of
-  ``solutions/NN_name.ipynb`` when the course repository is at hand.
+- never needs try/except: ``NotImplementedError`` from a stub becomes "not implemented yet"; another
+  exception whose traceback passes through the learner's code becomes "your code raised ...", with the
+  learner's line; any other exception is reported as an internal error of the check. So validate what the
+  learner returns (``expect_shape`` first) before indexing into it.
+- runs with numpy's floating-point warnings silenced: an overflow shows up as inf or NaN instead.
+- is deterministic: its report is regression-tested in the solution notebooks, so seed any random data.
 
 What a learner sees
 -------------------
-``check`` prints plain text: one line on success (``✓ Exercise 1.1 (stable softmax): passed — ...``) or
-when the stub is still there (``… Exercise 1.1 (stable softmax): not implemented yet — ...``); on failure
-a line, then the input, the expected and the obtained value, and the hint. It returns a
-:class:`CheckResult`, true when passed, which shows nothing in Jupyter (the report is already printed), so
-``check(...)`` can end a cell and ``assert check(...)`` works in a script. When the environment variable
-``MINIGRAPH_CHECK_LOG`` names a file, each check appends one JSON line
-``{"exercise": "1.1", "title": "stable softmax", "status": "passed"}`` to it (see ``minigraph.progress``).
+One line on success (``✓ Exercise 1.1 (stable softmax): passed — ...``) or while the stub is still there
+(``… Exercise 1.1 (stable softmax): not implemented yet — ...``); on failure a line, what is wrong, the
+input, the expected and the obtained value, and the nudge (``hint: ... More: hint("1.1").``). Prose is
+wrapped between words at 100 columns. In JupyterLab the report is rich output (the same text in a box
+coloured by the status); elsewhere it is printed. :func:`check` returns a :class:`CheckResult`, true when
+passed, which shows nothing in Jupyter, so ``check(...)`` can end a cell and ``assert check(...)`` works in
+a script. When the environment variable ``MINIGRAPH_CHECK_LOG`` names a file, each check appends one JSON
+line ``{"exercise": "1.1", "title": "stable softmax", "status": "passed"}`` to it (see
+``minigraph.progress``); the statuses are "passed", "failed", "not implemented" and "timed out".
 '''
 
+import ast
 import importlib
 import inspect
 import json
@@ -82,32 +108,60 @@ from pathlib import Path
 
 import numpy as np
 
+from .expect import (
+    CheckFailure,
+    call_unchanged,
+    expect_close,
+    expect_equal,
+    expect_shape,
+    is_close,
+    read_only,
+    same_value,
+)
+from .limits import TimeLimitExceeded, UnavailableFunction, given_itself, time_limit, unavailable
 from .markers import EXERCISE_ID, exercise_order, solution_blocks, stub_message, stubbed_exercise
-from .report import describe_type, format_location, format_value, innermost_frame, labelled, learner_frame
+from .report import Report, Text, format_location, innermost_frame, learner_frame, show, wrapped
 
-PASSED, FAILED, NOT_IMPLEMENTED = "passed", "failed", "not implemented"
+__all__ = ["exercise", "check", "hint", "solution", "all_exercises", "CheckFailure", "CheckResult", "Passed",
+           "Text", "expect_close", "expect_equal", "expect_shape", "is_close", "same_value", "call_unchanged",
+           "read_only"]
+
+PASSED, FAILED, NOT_IMPLEMENTED, TIMED_OUT = "passed", "failed", "not implemented", "timed out"
+DEFAULT_TIME_LIMIT = 20  # seconds
 LOG_VARIABLE = "MINIGRAPH_CHECK_LOG"
 _SOLUTIONS_FOLDER = Path(__file__).resolve().parents[2] / "solutions"  # present in the course repository
 _CHAPTER_MODULE = re.compile(r"ch(\d\d)")
 
 
-class _NotGiven:
-    def __repr__(self):
-        return "not given"
+# ---------------------------------------------------------------------------------------------- declaring
 
 
-NOT_GIVEN = _NotGiven()
+@dataclass(frozen=True)
+class Stub:
+    """What the learner passes for one parameter of a checker: a function or class as the stub declares it."""
+
+    name: str
+    declared: object  # the function or class the stub's source defines (bodies empty)
+    source: str
+
+    @property
+    def is_class(self):
+        return isinstance(self.declared, type)
 
 
 @dataclass(frozen=True)
 class Exercise:
-    """A registered exercise: its id ("1.1"), title, hint, checker and optional reference solution."""
+    """A declared exercise; see the module's documentation for the meaning of each field."""
 
     id: str
     title: str
+    stubs: tuple
+    nudge: str
     hint: str
-    checker: object
     solution: str | None
+    unavailable: tuple
+    time_limit: float
+    checker: object
 
     @property
     def name(self):
@@ -117,29 +171,46 @@ class Exercise:
 _REGISTRY = {}
 
 
-def exercise(exercise_id, title, *, hint, solution=None):
-    """Decorator registering ``checker`` as the check of ``exercise_id`` (e.g. ``"1.1"``)."""
+def exercise(exercise_id, title, *, expects, nudge, hint, solution=None, unavailable=(),
+             time_limit=DEFAULT_TIME_LIMIT):
+    """Decorator declaring ``checker`` as the check of ``exercise_id`` (e.g. ``"1.1"``); see the module."""
     chapter = _chapter(exercise_id)
+    stubs = tuple(_stub(text) for text in ([expects] if isinstance(expects, str) else expects))
 
     def register(checker):
         module = _CHAPTER_MODULE.fullmatch(checker.__module__.rpartition(".")[2])
         if checker.__module__.startswith(__package__) and module and int(module[1]) != chapter:
-            raise ValueError(
-                f"exercise {exercise_id} belongs in minigraph/checks/ch{chapter:02d}.py, "
-                f"not in {checker.__module__}"
-            )
+            raise ValueError(f"exercise {exercise_id} belongs in minigraph/checks/ch{chapter:02d}.py, "
+                             f"not in {checker.__module__}")
         previous = _REGISTRY.get(exercise_id)
         if previous and previous.checker.__module__ != checker.__module__:
-            raise ValueError(
-                f"exercise {exercise_id} is registered twice: in {previous.checker.__module__} "
-                f"and in {checker.__module__}"
-            )
+            raise ValueError(f"exercise {exercise_id} is registered twice: in {previous.checker.__module__} "
+                             f"and in {checker.__module__}")
+        required = [p for p in inspect.signature(checker).parameters.values() if p.default is inspect.Parameter.empty]
+        if len(required) != len(stubs):
+            raise ValueError(f"exercise {exercise_id}: the checker takes {len(required)} argument(s) without a "
+                             f"default but expects= declares {len(stubs)}")
         source = inspect.getsource(solution) if callable(solution) else solution
         reference = textwrap.dedent(source).strip("\n") if source else None
-        _REGISTRY[exercise_id] = Exercise(exercise_id, title, hint, checker, reference)
+        _REGISTRY[exercise_id] = Exercise(exercise_id, title, stubs, nudge, hint, reference, tuple(unavailable),
+                                          time_limit, checker)
         return checker
 
     return register
+
+
+def _stub(text):
+    """A :class:`Stub` from ``"softmax(z)"``, ``"def softmax(z): ..."`` or the source of a class stub."""
+    source = textwrap.dedent(text).strip()
+    if not source.startswith(("def ", "class ")):
+        source = f"def {source}: ..."
+    tree = ast.parse(source)
+    (definition,) = tree.body
+    if isinstance(definition, ast.ClassDef):
+        definition.bases, definition.keywords = [], []  # mg.Op and the like are not needed to read a stub
+    namespace = {}
+    exec(compile(tree, "<stub>", "exec"), namespace)
+    return Stub(definition.name, namespace[definition.name], source)
 
 
 def all_exercises():
@@ -150,135 +221,7 @@ def all_exercises():
     return [(key, _REGISTRY[key].title) for key in sorted(_REGISTRY, key=exercise_order)]
 
 
-class CheckFailure(Exception):
-    """A wrong answer: what is wrong, and optionally the input, the expected and the obtained value."""
-
-    def __init__(self, message, input=NOT_GIVEN, expected=NOT_GIVEN, got=NOT_GIVEN):
-        super().__init__(message)
-        self.message, self.input, self.expected, self.got = message, input, expected, got
-
-    def report_lines(self):
-        """The failure as indented report lines; expected and got mention types that differ."""
-        entries = []
-        inputs = self.input if isinstance(self.input, dict) else {"": self.input}
-        for name, value in inputs.items():
-            if value is not NOT_GIVEN:
-                entries.append((f"input {name}".strip(), format_value(value)))
-        both_given = self.expected is not NOT_GIVEN and self.got is not NOT_GIVEN
-        types_differ = describe_type(self.expected) != describe_type(self.got)
-        for label, value in (("expected", self.expected), ("got", self.got)):
-            if value is not NOT_GIVEN:
-                entries.append((label, format_value(value, with_type=both_given and types_differ)))
-        lines = [f"  {line}" for line in self.message.split("\n")]
-        lines += labelled(entries) if entries else []
-        return lines
-
-
-def expect_shape(got, shape, *, dtype=None, input=NOT_GIVEN, what="the result"):
-    """Fail unless ``got`` is a numpy array of ``shape`` (None matches any size) and, if given, ``dtype``.
-
-    ``dtype`` may be abstract: ``np.floating`` accepts float32 and float64.
-    """
-    _expect_not_none(got, input, what)
-    if not isinstance(got, np.ndarray):
-        raise CheckFailure(
-            f"{what} should be a numpy array of shape {tuple(shape)}, not a {type(got).__name__}",
-            input=input,
-            got=got,
-        )
-    fits = len(got.shape) == len(shape) and all(want in (None, size) for want, size in zip(shape, got.shape))
-    if not fits:
-        raise CheckFailure(f"{what} has shape {got.shape}, expected {tuple(shape)}", input=input, got=got)
-    if dtype is not None and not np.issubdtype(got.dtype, dtype):
-        wanted = np.dtype(dtype).name if isinstance(dtype, (str, np.dtype)) else dtype.__name__
-        raise CheckFailure(f"{what} has dtype {got.dtype}, expected {wanted}", input=input, got=got)
-
-
-def expect_close(got, expected, *, input=NOT_GIVEN, rtol=1e-5, atol=1e-8, what="the result"):
-    """Fail unless ``got`` has the shape of ``expected`` and |got - expected| <= atol + rtol |expected|.
-
-    NaN matches NaN; a NaN or inf that should not be there is named in the message.
-    """
-    expected = np.asarray(expected)
-    got_array = _as_numeric(got, expected, input, what)
-    close = np.isclose(got_array, expected, rtol=rtol, atol=atol, equal_nan=True)
-    if not close.all():
-        tolerance = f"(tolerance: rtol={rtol:g}, atol={atol:g})"
-        raise CheckFailure(
-            f"{_differences(got_array, expected, ~close, what)} {tolerance}", input=input, expected=expected, got=got
-        )
-
-
-def expect_equal(got, expected, *, input=NOT_GIVEN, what="the result"):
-    """Fail unless ``got`` equals ``expected``: exactly, element by element for arrays."""
-    if isinstance(expected, np.ndarray) or isinstance(got, np.ndarray):
-        expected = np.asarray(expected)
-        got_array = _as_array(got, expected, input, what)
-        different = got_array != expected
-        if different.any():
-            raise CheckFailure(
-                _differences(got_array, expected, different, what), input=input, expected=expected, got=got
-            )
-        return
-    try:
-        equal = bool(got == expected)
-    except Exception:  # an object whose == does not give a truth value is not equal
-        equal = False
-    if not equal:
-        kinds = type(expected).__name__, type(got).__name__
-        message = f"{what} is a {kinds[1]}, expected a {kinds[0]}" if kinds[0] != kinds[1] else f"{what} is wrong"
-        raise CheckFailure(message, input=input, expected=expected, got=got)
-
-
-def _expect_not_none(got, input, what, expected=NOT_GIVEN):
-    if got is None:
-        raise CheckFailure(
-            f"{what} is None: does your function end with a return statement?",
-            input=input,
-            expected=expected,
-            got=None,
-        )
-
-
-def _as_array(got, expected, input, what):
-    _expect_not_none(got, input, what, expected)
-    got_array = np.asarray(got)
-    if got_array.shape != expected.shape:
-        raise CheckFailure(
-            f"{what} has shape {got_array.shape}, expected {expected.shape}",
-            input=input,
-            expected=expected,
-            got=got,
-        )
-    return got_array
-
-
-def _as_numeric(got, expected, input, what):
-    try:
-        got_array = _as_array(got, expected, input, what)
-    except (TypeError, ValueError):  # a ragged list or an object numpy cannot convert
-        raise CheckFailure(
-            f"{what} should be an array, not a {type(got).__name__}", input=input, expected=expected, got=got
-        ) from None
-    if not (np.issubdtype(got_array.dtype, np.number) or got_array.dtype == bool):
-        raise CheckFailure(
-            f"{what} should hold numbers, not {got_array.dtype}", input=input, expected=expected, got=got
-        )
-    return got_array
-
-
-def _differences(got, expected, wrong, what):
-    """Where ``got`` and ``expected`` differ (``wrong`` marks the positions), worst position first."""
-    if got.ndim == 0:
-        return f"{what} is {format_value(got.item())}, expected {format_value(expected.item())}"
-    gap = np.abs(got.astype(float) - expected.astype(float))
-    worst = np.unravel_index(np.argmax(np.where(wrong, np.nan_to_num(gap, nan=np.inf), -1.0)), got.shape)
-    index = tuple(int(i) for i in worst)
-    return (
-        f"{what} differs from the expected value at {int(wrong.sum())} of {got.size} positions; "
-        f"at index {index[0] if len(index) == 1 else index} it is {format_value(got[worst])}, "
-        f"expected {format_value(expected[worst])}"
-    )
+# ---------------------------------------------------------------------------------------------- results
 
 
 @dataclass(frozen=True)
@@ -292,8 +235,8 @@ class Passed:
 
 @dataclass(frozen=True)
 class CheckResult:
-    """The outcome of :func:`check`: true when passed; ``status`` is "passed", "failed" or "not implemented";
-    ``value`` is what a passing checker handed back with :class:`Passed` (e.g. a training history)."""
+    """The outcome of :func:`check`: true when passed; ``status`` is one of "passed", "failed",
+    "not implemented" and "timed out"; ``value`` is what a passing checker handed back with :class:`Passed`."""
 
     exercise: str
     status: str
@@ -306,21 +249,25 @@ class CheckResult:
         return f"<check of exercise {self.exercise}: {self.status}>"
 
     def _ipython_display_(self):
-        """Show nothing in Jupyter: :func:`check` has printed the report already."""
+        """Show nothing in Jupyter: :func:`check` has shown the report already."""
+
+
+# ---------------------------------------------------------------------------------------------- the learner's API
 
 
 def check(exercise_id, *args, **kwargs):
-    """Run the check of ``exercise_id`` on the learner's ``args``; print the report; return a CheckResult."""
+    """Run the check of ``exercise_id`` on the learner's ``args``; show the report; return a CheckResult."""
     try:
         exercise = _lookup(exercise_id)
     except LookupError as unknown:
-        print(f"✗ {unknown.args[0]}")
+        show(Report(FAILED, unknown.args[0]))
         return CheckResult(str(exercise_id), FAILED)
     except Exception as error:  # a chapter module that does not import: a bug of the course
-        print(f"✗ Exercise {exercise_id}: {_internal_error(error)}")
+        show(Report(FAILED, f"Exercise {exercise_id}: {_internal_error(error)}"))
         return CheckResult(str(exercise_id), FAILED)
-    status, lines, value = _run(exercise, args, kwargs)
-    print("\n".join(lines))
+    report, value = _run(exercise, args, kwargs)
+    show(report)
+    status = report.status
     log_path = os.environ.get(LOG_VARIABLE)
     if log_path:
         with open(log_path, "a", encoding="utf-8") as log:
@@ -329,14 +276,15 @@ def check(exercise_id, *args, **kwargs):
 
 
 def hint(exercise_id):
-    """Print the hint of ``exercise_id``."""
+    """Print the hint of ``exercise_id``: more than the nudge a failure shows, less than the solution."""
     exercise = _lookup_or_print(exercise_id)
     if exercise:
-        print(f"Hint for {exercise.name}: {exercise.hint}")
+        lines = wrapped(exercise.hint, indent="", first=f"Hint for {exercise.name}: ")
+        print("\n".join(lines + [f'The reference code: solution("{exercise.id}").']))
 
 
 def solution(exercise_id):
-    """Print the reference solution of ``exercise_id``: registered with it, or from the solutions notebook."""
+    """Print the reference solution of ``exercise_id``: declared with it, or from the solutions notebook."""
     exercise = _lookup_or_print(exercise_id)
     if not exercise:
         return
@@ -348,37 +296,133 @@ def solution(exercise_id):
         print(f"No reference solution of {exercise.name} is available here: look in solutions/ of the course.")
 
 
+# ---------------------------------------------------------------------------------------------- running a check
+
+
 def _run(exercise, args, kwargs):
-    """Call the checker; return the status, the report lines and the value a :class:`Passed` carries."""
-    heading = f"Exercise {exercise.id} ({exercise.title})"
+    """Call the checker; return the :class:`Report` and the value a :class:`Passed` carries."""
+    name = f"Exercise {exercise.id} ({exercise.title})"
     try:
         bound = inspect.signature(exercise.checker).bind(*args, **kwargs)
     except TypeError as wrong_call:
-        return FAILED, [f"✗ {heading}: {wrong_call} — call it as {_usage(exercise)}"], None
+        return Report(FAILED, f"{name}: {wrong_call} — call it as {_usage(exercise)}"), None
+    learner_code = list(bound.args[:len(exercise.stubs)])
+    problem = _misfit(exercise, learner_code)
+    if problem:
+        return Report(FAILED, f"{name}: {problem}", [_nudge_line(exercise)]), None
+    with unavailable(exercise.unavailable, learner_code, exercise.checker.__code__.co_filename) as uses:
+        report, value = _call_checker(exercise, name, bound)
+    if uses:
+        function, location = uses[0]
+        heading = (f"{name}: your code called {function}, minigraph's own version of what this exercise asks you "
+                   "to write; while this check runs, your code has to do without it")
+        return Report(FAILED, heading, [f"  at {format_location(*location)}", _nudge_line(exercise)]), None
+    return report, value
+
+
+def _call_checker(exercise, name, bound):
     try:
-        with np.errstate(all="ignore"):
+        with np.errstate(all="ignore"), time_limit(exercise.time_limit):
             summary = exercise.checker(*bound.args, **bound.kwargs)
+    except TimeLimitExceeded as stopped:
+        where = learner_frame(stopped.__traceback__, exercise.checker.__code__.co_filename)
+        lines = [f"  your code was running at {format_location(*where)}"] if where else []
+        heading = (f"{name}: stopped after {exercise.time_limit:g} s, the time limit of this check: does a loop "
+                   "in your code never end?")
+        return Report(TIMED_OUT, heading, [*lines, _nudge_line(exercise)]), None
     except NotImplementedError as stub:
-        return NOT_IMPLEMENTED, [f"… {heading}: not implemented yet — {_unfinished(exercise.id, stub)}"], None
+        return Report(NOT_IMPLEMENTED, f"{name}: not implemented yet — {_unfinished(exercise.id, stub)}"), None
     except CheckFailure as failure:
-        return FAILED, [f"✗ {heading}: failed", *failure.report_lines(), _hint_line(exercise)], None
+        return Report(FAILED, f"{name}: failed", [*failure.report_lines(), _nudge_line(exercise)]), None
+    except UnavailableFunction:  # reported by _run
+        return Report(FAILED, name), None
     except Exception as error:
         frame = learner_frame(error.__traceback__, exercise.checker.__code__.co_filename)
         if frame is None:
-            return FAILED, [f"✗ {heading}: {_internal_error(error)}"], None
-        lines = [f"✗ {heading}: your code raised {_exception_text(error)}"]
-        return FAILED, [*lines, f"  at {format_location(*frame)}", _hint_line(exercise)], None
+            return Report(FAILED, f"{name}: {_internal_error(error)}"), None
+        lines = [f"  at {format_location(*frame)}"]
+        if isinstance(error, ValueError) and "read-only" in str(error):
+            lines += wrapped("the check gives your function read-only arrays, so that changing an input fails "
+                             "at the line that does it: compute a new array instead (x = x - 1, not x -= 1)")
+        return Report(FAILED, f"{name}: your code raised {_exception_text(error)}", [*lines, _nudge_line(exercise)]), None
     summary, value = (summary.summary, summary.value) if isinstance(summary, Passed) else (summary, None)
-    return PASSED, [f"✓ {heading}: passed" + (f" — {summary}" if summary else "")], value
+    return Report(PASSED, f"{name}: passed" + (f" — {summary}" if summary else "")), value
+
+
+def _misfit(exercise, learner_code):
+    """Why the learner's functions or classes cannot be used as the exercise's stubs declare, or None."""
+    for stub, given in zip(exercise.stubs, learner_code):
+        itself = given_itself(given, exercise.unavailable)
+        if itself:
+            return (f"you passed {itself}, minigraph's own version of what this exercise asks you to write: "
+                    f"write your own {stub.name}")
+        problem = _class_misfit(stub, given) if stub.is_class else _function_misfit(stub, given)
+        if problem:
+            return problem
+    return None
+
+
+def _function_misfit(stub, given):
+    if isinstance(given, type) or not callable(given):
+        return f"expected your function {stub.name}, got {_described(given)}: pass the function itself, {_usage_of(stub)}"
+    return _call_misfit(stub.declared, given, stub.name)
+
+
+def _class_misfit(stub, given):
+    if not isinstance(given, type):
+        return (f"expected your class {stub.name}, got {_described(given)}: pass the class itself, "
+                f"check(..., {stub.name}), not an instance of it")
+    for name, declared in vars(stub.declared).items():
+        if not inspect.isfunction(declared):
+            continue
+        if name == "__init__":
+            problem = _call_misfit(declared, given, given.__name__, skip_self=True)
+        elif not callable(getattr(given, name, None)):
+            return f"your class {given.__name__} has no method {name}: the check calls {_signature_text(declared)}"
+        else:
+            problem = _call_misfit(declared, getattr(given, name), f"{given.__name__}.{name}")
+        if problem:
+            return problem
+    return None
+
+
+def _call_misfit(declared, given, shown, skip_self=False):
+    """Why ``given`` does not accept the calls ``declared`` describes (required parameters by position, the
+    others by name), or None."""
+    try:
+        theirs = inspect.signature(given)
+    except (TypeError, ValueError):  # a builtin without a signature: nothing to compare
+        return None
+    parameters = list(inspect.signature(declared).parameters.values())[1 if skip_self else 0:]
+    positional = [p for p in parameters if p.default is p.empty and p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    named = [p for p in parameters if p not in positional and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
+    try:
+        theirs.bind(*[None] * len(positional), **{p.name: None for p in named})
+    except TypeError as error:
+        wanted = f"{shown}({', '.join(str(p) for p in parameters)})"
+        return (f"the check calls {wanted}, which your {shown}{theirs} cannot take ({error}): keep the "
+                "parameters of the exercise")
+    return None
+
+
+def _signature_text(function):
+    return f"{function.__name__}{inspect.signature(function)}"
+
+
+def _described(value):
+    return f"the class {value.__name__}" if isinstance(value, type) else f"a {type(value).__name__}"
 
 
 def _usage(exercise):
-    """``check("0.1", mean_digit) (optional: images=, labels=)`` from the checker's signature."""
-    parameters = inspect.signature(exercise.checker).parameters.values()
-    required = [p.name for p in parameters if p.default is inspect.Parameter.empty]
-    optional = [f"{p.name}=" for p in parameters if p.default is not inspect.Parameter.empty]
-    usage = f'check("{exercise.id}"' + "".join(f", {name}" for name in required) + ")"
+    """``check("0.1", mean_digit) (optional: images=, labels=)`` from the stubs and the checker's signature."""
+    optional = [f"{p.name}=" for p in inspect.signature(exercise.checker).parameters.values()
+                if p.default is not inspect.Parameter.empty]
+    usage = f'check("{exercise.id}"' + "".join(f", {stub.name}" for stub in exercise.stubs) + ")"
     return usage + (f" (optional: {', '.join(optional)})" if optional else "")
+
+
+def _usage_of(stub):
+    return f"the one defined as def {stub.name}{inspect.signature(stub.declared)}"
 
 
 def _unfinished(exercise_id, stub):
@@ -392,8 +436,8 @@ def _unfinished(exercise_id, stub):
     return f"your code raised NotImplementedError{': ' + message if message else ''}"
 
 
-def _hint_line(exercise):
-    return f"  hint: {exercise.hint}"
+def _nudge_line(exercise):
+    return "\n".join(wrapped(f'{exercise.nudge} More: hint("{exercise.id}").', first="  hint: ", indent="  "))
 
 
 def _exception_text(error):
@@ -403,10 +447,8 @@ def _exception_text(error):
 
 def _internal_error(error):
     where = format_location(*innermost_frame(error.__traceback__))
-    return (
-        f"internal error: the check itself failed ({_exception_text(error)} at {where}). "
-        "This is a bug in the course, not in your code; please report it."
-    )
+    return (f"internal error: the check itself failed ({_exception_text(error)} at {where}). "
+            "This is a bug in the course, not in your code; please report it.")
 
 
 def _lookup(exercise_id):

@@ -1,9 +1,14 @@
-"""How a check shows values and code locations to the learner: compact, rounded and deterministic."""
+"""How a check shows itself to the learner: values (compact, rounded, deterministic), code locations,
+and the report, as plain text (terminals, nbval) and as HTML (JupyterLab) holding the same text."""
 
+import functools
+import html
 import linecache
+import numbers
 import re
 import sys
 import sysconfig
+import textwrap
 import traceback
 from pathlib import Path
 
@@ -17,22 +22,34 @@ _ARRAY_STYLE = dict(precision=5, threshold=24, edgeitems=3, max_line_width=88, s
 _MAX_ITEMS = 12  # items of a list, tuple or dict shown before "..."
 _MAX_REPR = 200  # characters of any other object's repr
 _ADDRESS = re.compile(r" at 0x[0-9a-fA-F]+")
+WIDTH = 100  # prose lines of a report are wrapped, between words, to this many characters
 
 
-def format_value(value, with_type=False):
+class Text(str):
+    """A description shown as it is, without quotes or a type: ``input=Text("np.random.default_rng(3)")``."""
+
+    def __repr__(self):
+        return str(self)
+
+
+def format_value(value, with_type=""):
     """A short, deterministic text for ``value``: arrays rounded and summarized, no memory addresses.
 
-    The type (an array's shape and dtype) follows when ``with_type`` is true or the array is summarized.
+    ``with_type`` is appended in parentheses (e.g. ``"shape (2,), float32"``); a summarized array always
+    shows its shape, which its ``...`` hides.
     """
     if isinstance(value, np.ndarray):
         text = np.array2string(value, separator=" ", **_ARRAY_STYLE)
-        with_type = with_type or value.size > _ARRAY_STYLE["threshold"]
+        if value.size > _ARRAY_STYLE["threshold"] and "shape" not in with_type:
+            with_type = ", ".join(filter(None, [f"shape {value.shape}", with_type]))
     else:
         text = _format_object(value)
-    return f"{text}  ({describe_type(value)})" if with_type and value is not None else text
+    return f"{text}  ({with_type})" if with_type else text
 
 
 def _format_object(value):
+    if isinstance(value, Text):
+        return str(value)
     if isinstance(value, np.generic):
         return _format_object(value.item())
     if isinstance(value, float):
@@ -48,10 +65,31 @@ def _format_object(value):
     return text if len(text) <= _MAX_REPR else text[: _MAX_REPR - 3] + "..."
 
 
-def describe_type(value):
-    """``"shape (2, 3), float32"`` for an array, else the type's name (``"list"``, ``"NoneType"``)."""
+def type_differences(expected, got):
+    """What tells ``expected`` and ``got`` apart besides their values, as two texts (empty when nothing):
+    the shapes and dtypes of two arrays where they differ, else the types' names where they differ."""
+    if isinstance(expected, Text) or isinstance(got, Text) or expected is None or got is None:
+        return "", ""
+    expected, got = (value.item() if isinstance(value, np.ndarray) and value.ndim == 0 else value
+                     for value in (expected, got))
+    if isinstance(expected, np.ndarray) and isinstance(got, np.ndarray):
+        parts = [], []
+        if expected.shape != got.shape:
+            parts[0].append(f"shape {expected.shape}")
+            parts[1].append(f"shape {got.shape}")
+        if expected.dtype != got.dtype:
+            parts[0].append(str(expected.dtype))
+            parts[1].append(str(got.dtype))
+        return ", ".join(parts[0]), ", ".join(parts[1])
+    kinds = _kind(expected), _kind(got)
+    return kinds if kinds[0] != kinds[1] else ("", "")
+
+
+def _kind(value):
     if isinstance(value, np.ndarray):
         return f"shape {value.shape}, {value.dtype}"
+    if isinstance(value, (numbers.Number, np.number)) and not isinstance(value, (bool, np.bool_)):
+        return "a number"  # a float32 scalar and a float are shown alike: only their values differ
     return type(value).__name__
 
 
@@ -65,6 +103,61 @@ def labelled(entries):
     return lines
 
 
+def wrapped(text, indent="  ", first=None):
+    """``text`` wrapped between words to :data:`WIDTH` columns: the first line starts with ``first``
+    (default ``indent``), the others with ``indent`` and two more spaces; line breaks in it are kept."""
+    first = indent if first is None else first
+    lines = []
+    for number, paragraph in enumerate(text.split("\n")):
+        start = first if number == 0 else indent
+        lines += textwrap.wrap(paragraph, WIDTH, initial_indent=start, subsequent_indent=indent + "  ",
+                               break_long_words=False, break_on_hyphens=False) or [start.rstrip()]
+    return lines
+
+
+# ---------------------------------------------------------------------------------------------- the report
+
+_SYMBOLS = {"passed": "✓", "failed": "✗", "timed out": "✗", "not implemented": "…"}
+_COLOURS = {"passed": "#15803d", "failed": "#b91c1c", "timed out": "#b91c1c", "not implemented": "#a16207"}
+
+
+class Report:
+    """The report of one check: its status, a heading (after the status's symbol) and indented lines. Shown as
+    plain text in terminals and to nbval, and in JupyterLab as the same text in a box whose colour and symbol
+    show the status (green ✓ passed, red ✗ failed or timed out, amber … not implemented)."""
+
+    def __init__(self, status, heading, lines=()):
+        self.status = status
+        self.heading = wrapped(f"{_SYMBOLS[status]} {heading}", indent="", first="")
+        self.text = "\n".join([*self.heading, *lines])
+
+    def __repr__(self):
+        return self.text
+
+    def _repr_mimebundle_(self, include=None, exclude=None):
+        colour = _COLOURS[self.status]
+        heading = html.escape("\n".join(self.heading), quote=False)
+        rest = html.escape(self.text[len("\n".join(self.heading)):], quote=False)
+        body = f'<span style="color:{colour};font-weight:bold">{heading}</span>{rest}'
+        box = (f'<pre style="margin:0;padding:0.3em 0.6em;border-left:0.3em solid {colour};white-space:pre-wrap;'
+               f'word-break:normal;overflow-wrap:normal;background:transparent">{body}</pre>')
+        return {"text/plain": self.text, "text/html": box}
+
+
+def show(report):
+    """Display ``report`` as rich output inside IPython (JupyterLab), else print its text."""
+    ipython = sys.modules.get("IPython")
+    if ipython is not None and ipython.get_ipython() is not None:
+        from IPython.display import display
+
+        display(report)
+    else:
+        print(report.text)
+
+
+# ---------------------------------------------------------------------------------------------- code locations
+
+
 def learner_frame(tb, checker_file):
     """The innermost frame of ``tb`` in the learner's code, as ``(filename, lineno, function)``, or None.
 
@@ -74,7 +167,7 @@ def learner_frame(tb, checker_file):
     found = None
     for frame, lineno in traceback.walk_tb(tb):
         filename = frame.f_code.co_filename
-        if filename != checker_file and _is_learner_file(filename):
+        if filename != checker_file and is_learner_file(filename):
             found = (filename, lineno, frame.f_code.co_name)
     return found
 
@@ -105,7 +198,9 @@ def _display_name(filename):
     return filename
 
 
-def _is_learner_file(filename):
+@functools.lru_cache(maxsize=4096)
+def is_learner_file(filename):
+    """Whether code from ``filename`` is the learner's: not Python's, an installed package's or minigraph's."""
     if filename.startswith("<"):
         return not filename.startswith("<frozen")
     path = Path(filename).resolve()
