@@ -1,5 +1,6 @@
 """The exercise pipeline: generating exercises/ from solutions/, its check mode, and the shipped notebooks."""
 
+import ast
 import importlib.util
 import json
 import shutil
@@ -11,7 +12,7 @@ import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
-from minigraph.checks import all_exercises
+from minigraph.checks import all_exercises, framework
 from minigraph.checks.markers import MarkerError, solution_blocks
 from minigraph.progress import run_notebook
 
@@ -210,7 +211,7 @@ def shipped_exercise_notebooks():
 def assert_runs_as_shipped(path):
     """Every cell runs without error and every check the notebook holds says "not implemented yet"."""
     run = run_notebook(path)
-    assert run.errors == [] and not run.interrupted, f"{path.name}: {run.errors} {run.interrupted}"
+    assert run.notes == [], f"{path.name}: {run.notes}"
     assert run.statuses, f"{path.name} runs no check"
     assert set(run.checked_in_source) <= set(run.statuses), f"{path.name}: checks never reached"
     assert set(run.statuses.values()) == {"not implemented"}, f"{path.name}: {run.statuses}"
@@ -227,3 +228,55 @@ def test_the_fixture_exercise_notebook_runs_as_shipped_and_its_solution_passes(c
     assert run_notebook(course / "solutions" / "00_welcome.ipynb").statuses == {"0.1": "passed"}
     with pytest.raises(AssertionError, match="0.1.: .passed"):
         assert_runs_as_shipped(course / "solutions" / "00_welcome.ipynb")
+
+
+def solution_definitions():
+    """For each exercise, the definitions its solution blocks sit in: ``{id: {(class or None, def name, args)}}``,
+    where args is the def's parameter list as source text."""
+    found = {}
+    for path in solution_notebooks():
+        for cell in nbformat.read(path, as_version=4).cells:
+            if cell.cell_type != "code":
+                continue
+            blocks = solution_blocks(cell.source)
+            tree = ast.parse(cell.source)
+            for owner in [None, *[node for node in tree.body if isinstance(node, ast.ClassDef)]]:
+                for node in (owner.body if owner else tree.body):
+                    if not isinstance(node, ast.FunctionDef):
+                        continue
+                    for block in blocks:
+                        if node.lineno <= block.begin + 1 <= node.end_lineno:
+                            found.setdefault(block.exercise, set()).add(
+                                (owner.name if owner else None, node.name, ast.unparse(node.args)))
+    return found
+
+
+def test_every_exercise_declares_the_stub_its_notebook_gives():
+    """expects= of each check names the function (or class and methods) the exercise notebook has the learner
+    complete, with the same parameters: the check calls the learner's code the way the notebook declares it."""
+    all_exercises()
+    for exercise_id, definitions in solution_definitions().items():
+        stubs = framework._REGISTRY[exercise_id].stubs
+        declared = set()
+        for stub in stubs:
+            tree = ast.parse(stub.source).body[0]
+            if isinstance(tree, ast.ClassDef):
+                declared |= {(tree.name, node.name, ast.unparse(node.args)) for node in tree.body
+                             if isinstance(node, ast.FunctionDef)}
+            else:
+                declared.add((None, tree.name, ast.unparse(tree.args)))
+        assert definitions <= declared, f"exercise {exercise_id}: the notebook has {definitions}, expects= {declared}"
+
+
+def test_a_failure_prints_a_nudge_not_the_solution():
+    """The nudge a failure prints, and the hint hint() prints, hold no line of the reference solution."""
+    all_exercises()
+    for exercise_id, _ in all_exercises():
+        exercise = framework._REGISTRY[exercise_id]
+        code = framework._solution_from_notebook(exercise_id)
+        lines = {line.strip() for line in code.splitlines() if len(line.strip()) >= 20 and not line.strip().startswith("#")}
+        assert len(exercise.nudge) <= 200, f"{exercise_id}: a nudge is one sentence"
+        for text, kind in ((exercise.nudge, "nudge"), (exercise.hint, "hint")):
+            leaked = [line for line in lines if line in text]
+            assert not leaked, f"{exercise_id}: the {kind} gives away solution code: {leaked}"
+        assert len(exercise.hint) > len(exercise.nudge), f"{exercise_id}: hint() should say more than the nudge"
