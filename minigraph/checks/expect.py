@@ -11,7 +11,7 @@ import numbers
 
 import numpy as np
 
-from .report import format_value, labelled, type_differences, wrapped
+from .report import format_value, labelled, prose, type_differences
 
 _asarray, _isclose, _array_equal, _isfinite = np.asarray, np.isclose, np.array_equal, np.isfinite
 _issubdtype, _copy = np.issubdtype, np.copy
@@ -49,7 +49,7 @@ class CheckFailure(Exception):
         for label, value, kind in (("expected", self.expected, types[0]), ("got", self.got, types[1])):
             if value is not NOT_GIVEN:
                 entries.append((label, format_value(value, kind)))
-        return wrapped(self.message) + (labelled(entries) if entries else [])
+        return prose(self.message) + (labelled(entries) if entries else [])
 
 
 def expect_shape(got, shape, *, dtype=None, input=NOT_GIVEN, what="the result"):

@@ -87,8 +87,8 @@ What a learner sees
 One line on success (``✓ Exercise 1.1 (stable softmax): passed — ...``) or while the stub is still there
 (``… Exercise 1.1 (stable softmax): not implemented yet — ...``); on failure a line, what is wrong, the
 input, the expected and the obtained value, and the nudge (``hint: ... More: hint("1.1").``). Prose is
-wrapped between words at 100 columns. In JupyterLab the report is rich output (the same text in a box
-coloured by the status); elsewhere it is printed. :func:`check` returns a :class:`CheckResult`, true when
+wrapped between words (at 100 columns in plain text). In JupyterLab the report is rich output (the same
+lines in a box coloured by the status); elsewhere it is printed. :func:`check` returns a :class:`CheckResult`, true when
 passed, which shows nothing in Jupyter, so ``check(...)`` can end a cell and ``assert check(...)`` works in
 a script. When the environment variable ``MINIGRAPH_CHECK_LOG`` names a file, each check appends one JSON
 line ``{"exercise": "1.1", "title": "stable softmax", "status": "passed"}`` to it (see
@@ -120,7 +120,7 @@ from .expect import (
 )
 from .limits import TimeLimitExceeded, UnavailableFunction, given_itself, time_limit, unavailable
 from .markers import EXERCISE_ID, exercise_order, solution_blocks, stub_message, stubbed_exercise
-from .report import Report, Text, format_location, innermost_frame, learner_frame, show, wrapped
+from .report import Prose, Report, Text, format_location, innermost_frame, learner_frame, plain_lines, prose, show
 
 __all__ = ["exercise", "check", "hint", "solution", "all_exercises", "CheckFailure", "CheckResult", "Passed",
            "Text", "expect_close", "expect_equal", "expect_shape", "is_close", "same_value", "call_unchanged",
@@ -279,7 +279,7 @@ def hint(exercise_id):
     """Print the hint of ``exercise_id``: more than the nudge a failure shows, less than the solution."""
     exercise = _lookup_or_print(exercise_id)
     if exercise:
-        lines = wrapped(exercise.hint, indent="", first=f"Hint for {exercise.name}: ")
+        lines = plain_lines(Prose(f"Hint for {exercise.name}: {exercise.hint}"))
         print("\n".join(lines + [f'The reference code: solution("{exercise.id}").']))
 
 
@@ -342,8 +342,8 @@ def _call_checker(exercise, name, bound):
             return Report(FAILED, f"{name}: {_internal_error(error)}"), None
         lines = [f"  at {format_location(*frame)}"]
         if isinstance(error, ValueError) and "read-only" in str(error):
-            lines += wrapped("the check gives your function read-only arrays, so that changing an input fails "
-                             "at the line that does it: compute a new array instead (x = x - 1, not x -= 1)")
+            lines += prose("the check gives your function read-only arrays, so that changing an input fails at "
+                           "the line that does it: compute a new array instead (x = x - 1, not x -= 1)")
         return Report(FAILED, f"{name}: your code raised {_exception_text(error)}", [*lines, _nudge_line(exercise)]), None
     summary, value = (summary.summary, summary.value) if isinstance(summary, Passed) else (summary, None)
     return Report(PASSED, f"{name}: passed" + (f" — {summary}" if summary else "")), value
@@ -437,7 +437,7 @@ def _unfinished(exercise_id, stub):
 
 
 def _nudge_line(exercise):
-    return "\n".join(wrapped(f'{exercise.nudge} More: hint("{exercise.id}").', first="  hint: ", indent="  "))
+    return Prose(f'  hint: {exercise.nudge} More: hint("{exercise.id}").')
 
 
 def _exception_text(error):

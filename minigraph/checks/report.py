@@ -22,7 +22,7 @@ _ARRAY_STYLE = dict(precision=5, threshold=24, edgeitems=3, max_line_width=88, s
 _MAX_ITEMS = 12  # items of a list, tuple or dict shown before "..."
 _MAX_REPR = 200  # characters of any other object's repr
 _ADDRESS = re.compile(r" at 0x[0-9a-fA-F]+")
-WIDTH = 100  # prose lines of a report are wrapped, between words, to this many characters
+WIDTH = 100  # plain text: prose lines of a report are wrapped, between words, to this many characters
 
 
 class Text(str):
@@ -103,45 +103,63 @@ def labelled(entries):
     return lines
 
 
-def wrapped(text, indent="  ", first=None):
-    """``text`` wrapped between words to :data:`WIDTH` columns: the first line starts with ``first``
-    (default ``indent``), the others with ``indent`` and two more spaces; line breaks in it are kept."""
-    first = indent if first is None else first
-    lines = []
-    for number, paragraph in enumerate(text.split("\n")):
-        start = first if number == 0 else indent
-        lines += textwrap.wrap(paragraph, WIDTH, initial_indent=start, subsequent_indent=indent + "  ",
-                               break_long_words=False, break_on_hyphens=False) or [start.rstrip()]
-    return lines
+class Prose(str):
+    """A line of a report that is prose, with its indentation: wrapped between words, at :data:`WIDTH` columns
+    in plain text (its continuation lines indented two more spaces) and at the window's width in JupyterLab."""
+
+
+def prose(text, indent="  "):
+    """``text`` as :class:`Prose` lines, one per paragraph (its line breaks), each starting with ``indent``."""
+    return [Prose(indent + paragraph) for paragraph in text.split("\n")]
+
+
+def plain_lines(line):
+    """The lines of plain text that show ``line``: a :class:`Prose` line wrapped, any other as it is."""
+    if not isinstance(line, Prose):
+        return [line]
+    indent = " " * (len(line) - len(line.lstrip(" ")))
+    return textwrap.wrap(line, WIDTH, subsequent_indent=indent + "  ", break_long_words=False,
+                         break_on_hyphens=False) or [line.rstrip()]
 
 
 # ---------------------------------------------------------------------------------------------- the report
 
 _SYMBOLS = {"passed": "✓", "failed": "✗", "timed out": "✗", "not implemented": "…"}
 _COLOURS = {"passed": "#15803d", "failed": "#b91c1c", "timed out": "#b91c1c", "not implemented": "#a16207"}
+_BOX = ("font-family:var(--jp-code-font-family,monospace);font-size:var(--jp-code-font-size,13px);"
+        "line-height:1.4;padding:0.3em 0.6em;overflow-x:auto;border-left:0.3em solid ")
 
 
 class Report:
-    """The report of one check: its status, a heading (after the status's symbol) and indented lines. Shown as
-    plain text in terminals and to nbval, and in JupyterLab as the same text in a box whose colour and symbol
-    show the status (green ✓ passed, red ✗ failed or timed out, amber … not implemented)."""
+    """The report of one check: its status, a heading (after the status's symbol) and indented lines.
+
+    Plain text for terminals and nbval (prose wrapped at :data:`WIDTH` columns); in JupyterLab the same lines in
+    a box whose colour and symbol show the status (green ✓ passed, red ✗ failed or timed out, amber … not
+    implemented), the prose wrapped between words at the window's width.
+    """
 
     def __init__(self, status, heading, lines=()):
         self.status = status
-        self.heading = wrapped(f"{_SYMBOLS[status]} {heading}", indent="", first="")
-        self.text = "\n".join([*self.heading, *lines])
+        self.lines = [Prose(f"{_SYMBOLS[status]} {heading}"), *lines]
+        self.text = "\n".join(text for line in self.lines for text in plain_lines(line))
 
     def __repr__(self):
         return self.text
 
     def _repr_mimebundle_(self, include=None, exclude=None):
         colour = _COLOURS[self.status]
-        heading = html.escape("\n".join(self.heading), quote=False)
-        rest = html.escape(self.text[len("\n".join(self.heading)):], quote=False)
-        body = f'<span style="color:{colour};font-weight:bold">{heading}</span>{rest}'
-        box = (f'<pre style="margin:0;padding:0.3em 0.6em;border-left:0.3em solid {colour};white-space:pre-wrap;'
-               f'word-break:normal;overflow-wrap:normal;background:transparent">{body}</pre>')
-        return {"text/plain": self.text, "text/html": box}
+        rows = []
+        for number, line in enumerate(self.lines):
+            if isinstance(line, Prose):
+                indent = len(line) - len(line.lstrip(" "))
+                content = html.escape(line.strip(), quote=False)
+                if number == 0:
+                    content = f'<span style="color:{colour};font-weight:bold">{content}</span>'
+                rows.append(f'<div style="padding-left:{indent + 2}ch;text-indent:-2ch">{content}</div>')
+            else:
+                rows += [f'<div style="white-space:pre">{html.escape(part, quote=False)}</div>'
+                         for part in line.split("\n")]
+        return {"text/plain": self.text, "text/html": f'<div style="{_BOX}{colour}">{"".join(rows)}</div>'}
 
 
 def show(report):
