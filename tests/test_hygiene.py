@@ -273,3 +273,32 @@ def test_sanitizer_ignores_layout_but_not_printed_numbers_or_labels(tmp_path):
         "number_changed.ipynb::Cell 0": "FAILED", "number_changed.ipynb::Cell 1": "PASSED",
         "label_changed.ipynb::Cell 0": "PASSED", "label_changed.ipynb::Cell 1": "FAILED",
     }, run.stdout
+
+
+# The nbval-ignore-output tag, which learner-visible notebooks use instead of a comment in the code.
+
+IGNORE_TAG = "nbval-ignore-output"
+LEARNER_VISIBLE = notebooks_in("solutions") + notebooks_in("exercises")
+
+
+@pytest.mark.parametrize("path", LEARNER_VISIBLE)
+def test_learner_visible_code_carries_no_nbval_comment(path):
+    for index, cell in enumerate(code_cells(read(path))):
+        assert "NBVAL_IGNORE_OUTPUT" not in cell.source, (
+            f"{path.name}, code cell {index}: tag the cell {IGNORE_TAG!r} (cell metadata) instead of the comment")
+
+
+def test_the_installed_nbval_honours_the_ignore_output_tag(tmp_path):
+    """Two cells whose saved outputs differ from what they print: only the untagged one fails."""
+    cells = [nbformat.v4.new_code_cell("print(0.25)", metadata={"tags": [IGNORE_TAG]}),
+             nbformat.v4.new_code_cell("print(0.5)")]
+    for count, (cell, saved) in enumerate(zip(cells, ("0.26\n", "0.51\n")), start=1):
+        cell.execution_count, cell.outputs = count, [nbformat.v4.new_output("stream", name="stdout", text=saved)]
+    nbformat.write(nbformat.v4.new_notebook(cells=cells, metadata={"kernelspec": {
+        "name": "python3", "display_name": "Python 3", "language": "python"}}), tmp_path / "tagged.ipynb")
+    run = subprocess.run(
+        [sys.executable, "-m", "pytest", "-p", "conftest", "-p", "no:cacheprovider", "-rA", "tagged.ipynb"],
+        cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(REPO)}, capture_output=True, text=True, timeout=300,
+    )
+    outcomes = dict(reversed(pair) for pair in re.findall(r"^(PASSED|FAILED) (\S+::Cell \d)", run.stdout, re.MULTILINE))
+    assert outcomes == {"tagged.ipynb::Cell 0": "PASSED", "tagged.ipynb::Cell 1": "FAILED"}, run.stdout
