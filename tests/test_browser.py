@@ -74,8 +74,8 @@ PAGE_REPORT_JS = """() => {
             .map(prompt => prompt.textContent.trim()),
         svg: images('image/svg+xml'),
         png: images('image/png'),
-        checks: ofType('text/html').flatMap(output => [...output.querySelectorAll('pre')])
-            .map(pre => ({text: pre.textContent, border: getComputedStyle(pre).borderLeftColor})),
+        checks: ofType('text/html').flatMap(output => [...output.querySelectorAll('div[style*="border-left"]')])
+            .map(box => ({text: box.textContent, border: getComputedStyle(box).borderLeftColor})),
     };
 }""" % CURRENT_NOTEBOOK
 
@@ -285,7 +285,7 @@ def test_a_learners_first_minutes_in_jupyterlab(sync_playwright, tmp_path):
         page.wait_for_function(f"() => ({TABS_JS})().some(tab => tab.current && tab.path === 'solutions/{WELCOME}')")
         assert current_tab(page)["before"] == '"solutions/"'
         report = run_all(page, code_cells_to_run(root / "solutions" / WELCOME))
-        screenshot(page, "check-passed", page.locator(f"{CURRENT_NOTEBOOK} .jp-OutputArea-output pre"))
+        screenshot(page, "check-passed", page.locator(f"{CURRENT_NOTEBOOK} .jp-OutputArea-output"))
         assert report["errors"] == []
         assert report["checks"] and all(check["text"].startswith("✓ Exercise 0.1") for check in report["checks"])
         assert {check["border"] for check in report["checks"]} == {PASSED_GREEN}
