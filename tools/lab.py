@@ -100,8 +100,8 @@ def lab_arguments(root=REPOSITORY):
 
 def start(arguments):
     """Replace this process by JupyterLab, in the environment of the course's kernels (no MPLBACKEND)."""
-    jupyter = Path(sys.executable).with_name("jupyter")
-    command = [str(jupyter), "lab", *lab_arguments(), *(["--allow-root"] if os.geteuid() == 0 else []), *arguments]
+    command = [sys.executable, "-m", "jupyterlab", *lab_arguments(), *(["--allow-root"] if os.geteuid() == 0 else []),
+               *arguments]
     os.execve(command[0], command, kernel_environment())
 
 
