@@ -150,7 +150,7 @@ def test_a_typical_mistake_is_named_with_input_expected_got_and_hint(exercise, f
     result, report = run_check(exercise, function)
     assert not result and result.status == "failed"
     assert report.startswith(f"✗ Exercise {exercise}") and diagnosis in report, report
-    assert " input" in report and f'hint: ' in report and f'More: hint("{exercise}")' in report
+    assert " input" in report and 'hint: ' in report and f'More: hint("{exercise}")' in report
     assert "Traceback" not in report
 
 

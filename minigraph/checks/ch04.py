@@ -24,7 +24,7 @@ from ..init import xavier_normal
 from ..nn import dense
 from ..optim import SGD, Adam, Optimizer
 from ..session import Session
-from .framework import CheckFailure, Passed, Text, call_unchanged, exercise, expect_close, expect_shape, same_value
+from .framework import CheckFailure, Passed, Text, call_unchanged, exercise, expect_close, expect_shape
 
 # ---------------------------------------------------------------------------------------------- shared
 
