@@ -123,7 +123,7 @@ def test_no_memory_addresses_in_outputs(path):
                 assert not re.search(r"\bat 0x[0-9a-fA-F]+", text), f"{path.name}, cell {index}: {text[:120]!r}"
 
 
-@pytest.mark.parametrize("path", FIRST_HALF)
+@pytest.mark.parametrize("path", FIRST_HALF + notebooks_in("solutions") + EXERCISES)
 def test_nbval_markers_are_cell_tags_not_comments(path):
     """nbval honours the cell tag "nbval-ignore-output"; a `# NBVAL_IGNORE_OUTPUT` comment is noise in the
     code a learner reads."""
@@ -275,17 +275,9 @@ def test_sanitizer_ignores_layout_but_not_printed_numbers_or_labels(tmp_path):
     }, run.stdout
 
 
-# The nbval-ignore-output tag, which learner-visible notebooks use instead of a comment in the code.
+# The nbval-ignore-output tag, which the notebooks use instead of a comment in the code a learner reads.
 
 IGNORE_TAG = "nbval-ignore-output"
-LEARNER_VISIBLE = notebooks_in("solutions") + notebooks_in("exercises")
-
-
-@pytest.mark.parametrize("path", LEARNER_VISIBLE)
-def test_learner_visible_code_carries_no_nbval_comment(path):
-    for index, cell in enumerate(code_cells(read(path))):
-        assert "NBVAL_IGNORE_OUTPUT" not in cell.source, (
-            f"{path.name}, code cell {index}: tag the cell {IGNORE_TAG!r} (cell metadata) instead of the comment")
 
 
 def test_the_installed_nbval_honours_the_ignore_output_tag(tmp_path):
