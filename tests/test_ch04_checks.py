@@ -203,6 +203,7 @@ def test_a_right_optimizer_passes_and_hands_back_its_history(capsys, no_mnist_tr
     assert result.value is FAKE_HISTORY
 
 
+@pytest.mark.filterwarnings("ignore:.*returned None:UserWarning")  # minimize's own word on AdamWithoutReturn
 @pytest.mark.parametrize("exercise, answer, message", [
     ("4.1", nesterov_with_the_old_velocity, "the new theta differs"),
     ("4.1", momentum_in_place, "changed its input velocity in place"),
