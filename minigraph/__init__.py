@@ -14,13 +14,14 @@ Modules: ``graph`` (nodes, ops, sources, topological sort), ``ops`` (the operati
 (reverse and forward mode), ``session`` (execution), ``gradcheck`` (finite differences), ``optim``
 (optimizers and schedules), ``init`` (initial values), ``nn`` (layers), ``memory`` (memory plans, measured
 peaks, gradient checkpointing), ``viz`` (drawing), ``datasets`` (MNIST), ``plot`` (pictures), ``parallel``
-(data parallelism, all-reduce, MPI), ``tf`` (a TensorFlow-1 style facade, imported on demand:
-``import minigraph.tf as tf``).
+(data parallelism, all-reduce, MPI), ``eager`` (tensors computed at once, with a tape), ``tracing``
+(``mg.function``: eager code traced into graphs), ``tf`` (a TensorFlow-1 style facade, imported on
+demand: ``import minigraph.tf as tf``).
 """
 
 import importlib
 
-from . import gradcheck, init, memory, nn, ops, optim, viz
+from . import eager, gradcheck, init, memory, nn, ops, optim, viz
 from .autodiff import gradient_override, gradient_rule, gradients, jvp, register_gradient
 from .graph import (
     Constant,
@@ -73,6 +74,7 @@ from .ops import (
     zeros_like,
 )
 from .session import Executor, Session
+from .tracing import TracingError, function
 from .viz import draw
 
 

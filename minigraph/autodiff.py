@@ -94,6 +94,9 @@ def _check_differentiable(y, xs):
     for node in [y, *xs]:
         if not isinstance(node, Node):
             raise TypeError(f"gradients: expected nodes, got a {type(node).__name__}")
+        if node.eager and not node.requires_grad:  # chapter 08: a Tensor without a tape has no history
+            raise ValueError(f"gradients: the eager tensor {describe(node)} is not on a tape; create the tensors "
+                             "to differentiate with requires_grad=True, and compute y from them outside no_grad()")
     if y.dtype is None or y.dtype.kind not in "fc":
         raise TypeError(f"gradients: y {describe(y)} has dtype {y.dtype}; only floating-point values have gradients")
 
@@ -110,11 +113,11 @@ def _nodes_depending_on(order, xs):
 def _seed(y, grad_y):
     """The adjoint of ``y`` itself: ``grad_y``, or ones (the gradient of ``sum(y)``)."""
     if grad_y is None:
-        return ones_like(y) if y.shape is None or None in y.shape else constant(np.ones(y.shape, y.dtype))
+        return ones_like(y) if y.eager or y.shape is None or None in y.shape else constant(np.ones(y.shape, y.dtype))
     grad_y = as_node(grad_y, y)
     if not shapes_compatible(grad_y.shape, y.shape):
         raise ShapeError(f"gradients: grad_y {describe(grad_y)} does not match y {describe(y)}")
-    return grad_y
+    return ones_like(y) * grad_y if y.eager and not grad_y.eager else grad_y  # an eager y needs a Tensor seed
 
 
 def _apply_rule(node, output_grad):

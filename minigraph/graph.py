@@ -71,6 +71,7 @@ class Node:
     """
 
     __array_ufunc__ = None  # ``numpy_array + node`` calls ``node.__radd__`` instead of looping over the array
+    eager = False  # True for chapter 08's eager Tensors, which ops compute at once (see Op.__call__)
 
     def __init__(self, op, inputs, name, shape, dtype):
         self.op = op
@@ -202,6 +203,9 @@ class Op:
         return re.sub(r"(?<!^)(?=[A-Z])", "_", type(self).__name__).lower()
 
     def __call__(self, *inputs, name=None):
+        for x in inputs:
+            if isinstance(x, Node) and x.eager:  # an eager Tensor among the inputs: compute now (chapter 08)
+                return x.apply(self, inputs, name)
         like = next((x for x in inputs if isinstance(x, Node)), None)
         try:
             nodes = [as_node(x, like) for x in inputs]
@@ -249,11 +253,16 @@ def make_node(op, inputs, name=None):
         if not isinstance(x, Node):
             raise TypeError(f"{op.name}: input {position} is a {type(x).__name__}, not a Node")
     node = Node(op, inputs, name or unique_name(op.name), None, None)
-    dtype = op.infer_dtype(node, [x.dtype for x in node.inputs])
-    node.dtype = None if dtype is None else np.dtype(dtype)
-    shape = op.infer_shape(node, [x.shape for x in node.inputs])
-    node.shape = None if shape is None else tuple(shape)
+    infer_type(node)
     return node
+
+
+def infer_type(node):
+    """Set ``node.dtype`` and ``node.shape`` by the rules of its op, from its inputs' dtypes and shapes."""
+    dtype = node.op.infer_dtype(node, [x.dtype for x in node.inputs])
+    node.dtype = None if dtype is None else np.dtype(dtype)
+    shape = node.op.infer_shape(node, [x.shape for x in node.inputs])
+    node.shape = None if shape is None else tuple(shape)
 
 
 # ---------------------------------------------------------------------------------------------- sources

@@ -499,7 +499,7 @@ def log(x, name=None):
     (the classic TensorFlow-1 tutorial writes ``log(softmax(...))``)."""
     from .logits import Softmax, log_softmax
 
-    if isinstance(x, Node) and isinstance(x.op, Softmax):
+    if isinstance(x, Node) and isinstance(x.op, Softmax) and not x.eager:  # eager code runs op by op
         return log_softmax(x.inputs[0], axis=x.op.axis, name=name)
     return Log()(x, name=name)
 

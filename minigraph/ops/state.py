@@ -28,7 +28,7 @@ class Assign(Op):
 
     def infer_dtype(self, node, input_dtypes):
         var, value = node.inputs
-        if not isinstance(var, Variable):
+        if not (isinstance(var, Variable) or var.eager):  # an eager leaf Tensor is updated in place too
             raise TypeError(f"{self.name}: the first input must be a Variable, got {var!r}")
         if not np.can_cast(value.dtype, var.dtype, "same_kind"):
             raise TypeError(f"{self.name}: cannot write {value.dtype} values into {var.dtype} variable {var.name!r}")
