@@ -60,7 +60,7 @@ def apply(op, inputs, name=None):
     result.shape, result.dtype = result._type = infer(op, result)
     value = op.compute(result, [x._array for x in inputs])
     if value.shape != result.shape or value.dtype != result.dtype:
-        _check(op, result, value)
+        raise _mismatch(op, result, value)
     result._array = value
     if _grad_enabled and result.dtype.kind in "fc":
         for x in inputs:
@@ -77,31 +77,31 @@ def apply(op, inputs, name=None):
 def infer(op, node):
     """``(shape, dtype)`` of ``node``, the result of ``op`` on the Tensors ``node.inputs``, by the op's
     ``infer_dtype`` and ``infer_shape`` — run once per signature (op type, parameters with their types,
-    input shapes and dtypes: each tensor's ``_type``) and then looked up. Ops whose parameters are not
-    hashable are not cached."""
-    params = op.__dict__  # the parameters, with their types: Pow(2) and Pow(2.0) differ on integers
+    input shapes and dtypes) and then looked up. Ops with an unhashable parameter run them every time."""
+    params = op.__dict__  # with their types: Pow(2) and Pow(2.0) differ on integers
     op_key = (op.__class__, *params.values(), *map(type, params.values())) if params else op.__class__
-    key = (op_key, *[x._type for x in node._inputs])
+    key = (op_key, *[x._type for x in node._inputs])  # a tensor's _type is (shape, dtype)
     try:
         found = _signatures.get(key)
-    except TypeError:  # an unhashable parameter: no cache
-        infer_type(node)
-        return node.shape, node.dtype
+    except TypeError:  # an unhashable parameter
+        found = key = None
     if found is None:
         infer_type(node)
         if node.dtype is None:
             raise TypeError(f"{op.name} gives no value, so it has no eager use (eager ops run when called)")
-        if len(_signatures) >= MAX_SIGNATURES:
-            _signatures.clear()
-        found = _signatures[key] = node.shape, node.dtype
+        found = node.shape, node.dtype
+        if key is not None:
+            if len(_signatures) >= MAX_SIGNATURES:
+                _signatures.clear()
+            _signatures[key] = found
     return found
 
 
-def _check(op, node, value):
-    """Refuse a value of another shape or dtype than the op's rules promise."""
-    raise TypeError(f"{op.name}: compute returned {type(value).__name__} of shape {np.shape(value)} and dtype "
-                    f"{getattr(value, 'dtype', None)}, but the op's infer_shape and infer_dtype say {node.shape} and "
-                    f"{node.dtype} (inputs: {', '.join(describe(x) for x in node._inputs)}); they must agree")
+def _mismatch(op, node, value):
+    """The error for a value of another shape or dtype than the op's rules promise."""
+    return TypeError(f"{op.name}: compute returned {type(value).__name__} of shape {np.shape(value)} and dtype "
+                     f"{getattr(value, 'dtype', None)}, but the op's infer_shape and infer_dtype say {node.shape} "
+                     f"and {node.dtype} (inputs: {', '.join(describe(x) for x in node._inputs)}); they must agree")
 
 
 def _as_tensors(op, inputs):
@@ -355,7 +355,7 @@ def backward(y, grad=None, retain_graph=False):
     rule to its inputs; these gradient ops run at once, off the tape. A tensor done with is freed: its
     inputs are dropped, so memory no longer needed goes (``retain_graph=True`` keeps the tape).
     """
-    _read(y, "backward()")
+    _read(y, "backward()")  # a tracer refuses: .grad is Python state a graph cannot update
     if not y.requires_grad:
         raise RuntimeError(f"backward: {describe(y)} is not on a tape: it does not depend on a tensor made with "
                            "requires_grad=True, or it was computed inside no_grad()")

@@ -20,7 +20,8 @@ import subprocess
 
 import graphviz
 
-from .graph import Constant, Node, Placeholder, Variable, format_shape, topological_sort
+from .eager import LEAF
+from .graph import CONSTANT, Node, Placeholder, Variable, format_shape, topological_sort
 from .ops import Count, OnesLike, ToShape, ZerosLike
 
 FONT = "Helvetica"
@@ -203,19 +204,21 @@ def _kind(node):
         return "placeholder"
     if isinstance(node, Variable):
         return "variable" if node.trainable else "state"
-    if isinstance(node, Constant):
+    if node.op is CONSTANT:  # a Constant, or an eager constant tensor
         return "scalar" if node.shape == () else "constant"
+    if node.op is LEAF:  # an eager tensor made with Tensor(...): a leaf of the tape (chapter 08)
+        return "variable" if node.requires_grad else "placeholder"
     if node.op.mutates:
         return "assign"
     return node.role or "op"
 
 
 def _label(node, show_shapes, kind):
-    if isinstance(node, Constant) and node.shape == ():
-        return f"{node.constant.item():.4g}"
-    if isinstance(node, Constant):
+    if node.op is CONSTANT and node.shape == ():
+        return f"{node.value().item():.4g}"
+    if node.op is CONSTANT:
         title = "constant"
-    elif isinstance(node, (Placeholder, Variable)):
+    elif isinstance(node, (Placeholder, Variable)) or node.op is LEAF:
         title = f"<B>{_escape(node.name)}</B>"
     else:
         title = _escape(("… " if kind == "cut" else "") + _op_text(node))
