@@ -171,6 +171,11 @@ class Tensor(Node):
             _observer.created(self)
 
     @property
+    def is_leaf(self):
+        """True for a tensor made with ``Tensor(...)``: ``backward`` fills its ``grad``; updates in place."""
+        return self.op is LEAF
+
+    @property
     def inputs(self):
         """The tensors this one was computed from, as the tape recorded them (``()`` for a leaf, or for a
         tensor computed without recording)."""
@@ -234,22 +239,28 @@ class Tensor(Node):
         _read(self, "use as an integer, e.g. range()")
         return self._array.__index__()
 
+    def __format__(self, spec):  # f"{loss:.3f}"
+        if not spec:
+            return str(self)
+        _read(self, "format()")
+        return format(self._array.item() if self._array.size == 1 else self._array, spec)
+
     def __array__(self, dtype=None, copy=None):
         _read(self, "conversion to a numpy array")
         return np.array(self._array, dtype, copy=True if copy is None else copy)
 
     # In-place updates of leaves; elsewhere Python falls back to + - * / and binds a new tensor.
     def __iadd__(self, other):
-        return assign_add(self, other) if self.op is LEAF else NotImplemented
+        return assign_add(self, other) if self.is_leaf else NotImplemented
 
     def __isub__(self, other):
-        return assign_sub(self, other) if self.op is LEAF else NotImplemented
+        return assign_sub(self, other) if self.is_leaf else NotImplemented
 
     def __imul__(self, other):
-        return assign(self, self * other) if self.op is LEAF else NotImplemented
+        return assign(self, self * other) if self.is_leaf else NotImplemented
 
     def __itruediv__(self, other):
-        return assign(self, self / other) if self.op is LEAF else NotImplemented
+        return assign(self, self / other) if self.is_leaf else NotImplemented
 
     def __repr__(self):
         if self._array is None:  # an error interrupted its computation
@@ -277,7 +288,7 @@ def _update_in_place(op, inputs, name):
     """An assign op on a leaf Tensor: its value changes in place, and the leaf itself is returned."""
     global _updates
     target = inputs[0]
-    if target.op is not LEAF:
+    if not target.is_leaf:
         raise TypeError(f"{op.name}: only leaf tensors (made with Tensor(...)) are updated in place, not "
                         f"{describe(target)}, the result of {target.op.name}")
     if _grad_enabled and target.requires_grad:
@@ -307,16 +318,32 @@ def _read(tensor, what):
         _observer.read(tensor, what)
 
 
+def is_grad_enabled():
+    """True when ops on tensors that require a gradient are recorded on the tape (outside ``no_grad``)."""
+    return _grad_enabled
+
+
+def set_grad_enabled(enabled):
+    """Turn recording on the tape on or off; returns the previous setting."""
+    global _grad_enabled
+    previous, _grad_enabled = _grad_enabled, bool(enabled)
+    return previous
+
+
 @contextlib.contextmanager
 def no_grad():
     """``with mg.eager.no_grad():`` nothing computed inside goes on the tape: for evaluation (no memory is
     kept for a backward pass) and for parameter updates. Also a decorator: ``@mg.eager.no_grad()``."""
-    global _grad_enabled
-    previous, _grad_enabled = _grad_enabled, False
+    previous = set_grad_enabled(False)
     try:
         yield
     finally:
-        _grad_enabled = previous
+        set_grad_enabled(previous)
+
+
+def is_recording():
+    """True inside ``recording(...)``: an observer (a tracer) is watching."""
+    return _observer is not None
 
 
 @contextlib.contextmanager
@@ -332,15 +359,15 @@ def recording(observer):
 
     Gradients are on inside the block (a traced function may differentiate), ``no_grad`` blocks aside.
     """
-    global _observer, _grad_enabled
-    if _observer is not None:
+    global _observer
+    if is_recording():
         raise RuntimeError("already recording: one observer at a time")
-    previous = _grad_enabled
-    _observer, _grad_enabled = observer, True
+    previous, _observer = set_grad_enabled(True), observer
     try:
         yield observer
     finally:
-        _observer, _grad_enabled = None, previous
+        _observer = None
+        set_grad_enabled(previous)
 
 
 # ---------------------------------------------------------------------------------------------- backward
@@ -352,8 +379,9 @@ def backward(y, grad=None, retain_graph=False):
 
     The tape is the graph of tensors recorded while ``y`` was computed. Walked in reverse topological
     order, each tensor's adjoint — the sum of what its consumers sent it — goes through its op's gradient
-    rule to its inputs; these gradient ops run at once, off the tape. A tensor done with is freed: its
-    inputs are dropped, so memory no longer needed goes (``retain_graph=True`` keeps the tape).
+    rule to its inputs; these gradient ops run at once, off the tape (for second derivatives, use
+    ``mg.gradients``, whose results are on the tape). A tensor done with is freed: its inputs are dropped,
+    so memory no longer needed goes (``retain_graph=True`` keeps the tape).
     """
     _read(y, "backward()")  # a tracer refuses: .grad is Python state a graph cannot update
     if not y.requires_grad:
@@ -367,7 +395,7 @@ def backward(y, grad=None, retain_graph=False):
             adjoint = adjoints.pop(node, None)
             if adjoint is None:
                 continue
-            if node.op is LEAF:
+            if node.is_leaf:
                 node._grad = np.array(adjoint._array) if node._grad is None else node._grad + adjoint._array
                 continue
             _check_unchanged(node)

@@ -29,7 +29,7 @@ import inspect
 import numpy as np
 
 from . import eager
-from .eager import LEAF, Tensor
+from .eager import Tensor
 from .graph import CONSTANT, Constant, Node, Placeholder, Variable, describe, make_node, topological_sort
 from .ops import group
 from .session import Session
@@ -67,7 +67,7 @@ class Function:
         functools.update_wrapper(self, fn)
 
     def __call__(self, *args, **kwargs):
-        if eager._observer is not None:
+        if eager.is_recording():  # inside another function's trace: become part of it
             return self.fn(*args, **kwargs)
         key = signature(args, kwargs)
         trace = self._traces.get(key)
@@ -203,7 +203,7 @@ class Trace:
         function — a leaf becomes a Variable, a constant a Constant."""
         if tensor in self._nodes:
             return self._nodes[tensor]
-        if tensor.op is LEAF:
+        if tensor.is_leaf:
             node = self.function.variable(tensor)
             self.variables[node] = tensor
         elif tensor.requires_grad:
@@ -230,7 +230,7 @@ def _depends_on_inputs(node):
 
 def _detached(tensor):
     """A returned tensor, off the tape (as a graph run returns it); a leaf is copied, as it may change."""
-    value = np.array(tensor.value()) if tensor.op is LEAF else tensor.value()
+    value = np.array(tensor.value()) if tensor.is_leaf else tensor.value()
     return eager.constant(value, tensor.name)
 
 

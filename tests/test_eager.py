@@ -162,7 +162,8 @@ def test_shape_errors_are_the_graphs(build):
 def test_numbers_take_the_dtype_of_the_tensor_beside_them_as_in_a_graph():
     for dtype in ("float32", "float64", "int64", "int32"):
         x, p = Tensor(np.arange(3, dtype=dtype)), mg.placeholder("p", (3,), dtype)
-        for f in (lambda v: v * 2, lambda v: v * 0.5, lambda v: 1 - v, lambda v: v / 3, lambda v: v ** 2):
+        for f in (lambda v: v * 2, lambda v: v * 0.5, lambda v: 1 - v, lambda v: v / 3, lambda v: v ** 2,
+                  lambda v: v ** 2.0):  # the signature cache tells Pow(2) from Pow(2.0)
             assert f(x).dtype == f(p).dtype
 
 
@@ -254,7 +255,7 @@ def test_in_place_operators_update_leaves_and_rebind_other_tensors():
     w -= np.array([0.5, 0.5])
     w *= 2.0
     w /= 4.0
-    assert w is same and w.op is mg.eager.LEAF and w.dtype == np.float32
+    assert w is same and w.is_leaf and w.dtype == np.float32
     np.testing.assert_array_equal(view, [0.75, 1.25])  # the view shows the update
     mg.assign(w, [3.0, 4.0])
     np.testing.assert_array_equal(w.numpy(), [3.0, 4.0])
@@ -374,6 +375,7 @@ def test_values_reach_python_as_numbers_and_arrays():
     t = Tensor(2.5)
     assert t.item() == 2.5 and float(t) == 2.5 and int(t) == 2 and bool(t)
     assert list(range(Tensor(3))) == [0, 1, 2]
+    assert f"{Tensor(2.5):.2f}" == "2.50" and f"{Tensor(2.5)}" == "tensor(2.5, dtype=float32)"
     np.testing.assert_array_equal(np.asarray(Tensor([1.0, 2.0])), [1.0, 2.0])
     assert repr(Tensor([1.0, 2.0], requires_grad=True)) == "tensor([1., 2.], dtype=float32, requires_grad=True)"
     assert Tensor(np.float64(1.0)).dtype == np.float64 and Tensor(1.0).dtype == np.float32
@@ -386,3 +388,18 @@ def test_mg_draw_draws_the_tape():
     x = Tensor([1.0, 2.0], requires_grad=True, name="x")
     drawing = mg.draw(mg.reduce_sum(mg.tanh(x) * x))
     assert drawing.node_count == 4 and "tanh" in drawing.source
+
+
+def test_grad_mode_switches():
+    assert mg.eager.is_grad_enabled()
+    previous = mg.eager.set_grad_enabled(False)
+    try:
+        assert previous is True and not mg.eager.is_grad_enabled()
+        assert not (Tensor([1.0], requires_grad=True) * 2.0).requires_grad
+    finally:
+        mg.eager.set_grad_enabled(previous)
+    with pytest.raises(ZeroDivisionError):
+        with no_grad():
+            1 / 0
+    assert mg.eager.is_grad_enabled()  # restored after an exception
+    assert Tensor([1.0]).is_leaf and not (Tensor([1.0], requires_grad=True) * 2.0).is_leaf

@@ -147,6 +147,7 @@ def test_backward_after_a_traced_update_is_refused():
     lambda x: x * 2 if np.asarray(x)[0] > 0 else x,
     lambda x: x * 2 if x.numpy()[0] > 0 else x,
     lambda x: mg.reduce_sum(x) * len(range(mg.cast(mg.reduce_sum(x), "int64"))),
+    lambda x: x * float(f"{mg.reduce_sum(x):.1f}"),
 ])
 def test_python_decisions_on_traced_values_are_refused(body):
     f = mg.function(body)
