@@ -298,6 +298,17 @@ def test_higher_order_gradients_through_mg_gradients():
     np.testing.assert_allclose(x.grad, 6 * np.array([1.0, 2.0, 3.0]) * v)
 
 
+def test_forward_mode_on_the_tape():
+    x = Tensor([1.0, 2.0, 3.0], requires_grad=True, dtype="float64")
+    t = np.array([1.0, 0.5, -1.0])
+    y = mg.softmax(x * x)
+    p = mg.placeholder("x", (3,), "float64")
+    static = mg.Session().run(mg.jvp(mg.softmax(p * p), p, t), {p: x.numpy()})
+    np.testing.assert_allclose(mg.jvp(y, x, t).numpy(), static, rtol=1e-12)
+    with pytest.raises(ValueError, match="jvp: the eager tensor 'softmax' .* is not on a tape"):
+        mg.jvp(mg.softmax(Tensor([1.0], name="x") * 2.0), Tensor([1.0], name="x"), [1.0])
+
+
 def test_gradient_overrides_apply_to_backward():
     x = Tensor([3.0], requires_grad=True)
     with mg.gradient_override({mg.ops.Mul: lambda node, g: [g * 0.0 + 1.0, g * 0.0 + 1.0]}):
