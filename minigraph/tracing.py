@@ -13,8 +13,9 @@ The first call with a new *signature* — the shapes and dtypes of the array and
 values of the other arguments — runs ``fn`` eagerly while a :class:`Trace` watches it (through
 :func:`minigraph.eager.recording`) and builds a twin of every op in a graph: arguments become
 placeholders; tensors from outside the function (the parameters) become variables that read and write
-the tensors' own arrays; in-place updates become assign ops. Later calls with that signature feed the
-placeholders and run the graph with a :class:`~minigraph.session.Session`, the same pipeline as any
+the tensors' own arrays; an in-place update becomes the pure op computing the new value, and the trace
+ends with one assign op per updated tensor, writing its last value back. Later calls with that signature
+feed the placeholders and run the graph with a :class:`~minigraph.session.Session`, the same pipeline as any
 graph: ``mg.function(fn, **session_options)`` passes its options on to the Session.
 
 A trace records ops, not Python: a decision Python takes on a tensor's value would be frozen into the
@@ -31,8 +32,18 @@ import numpy as np
 from . import eager
 from .eager import Tensor
 from .graph import CONSTANT, Constant, Node, Placeholder, Variable, describe, make_node, topological_sort
-from .ops import group
+from .ops import Add, Assign, AssignAdd, AssignSub, Sub, add, assign, assign_add, assign_sub, broadcast_to, cast, group, sub
 from .session import Session
+
+
+NEW_VALUE = {  # an in-place update -> the pure op giving the new value from the current one and the operand
+    Assign: lambda current, value: value,
+    AssignAdd: add,
+    AssignSub: sub,
+}
+
+
+WRITE_BACK_IN_PLACE = {Add: assign_add, Sub: assign_sub}  # var + x, var - x: written into var directly
 
 
 class TracingError(RuntimeError):
@@ -121,10 +132,14 @@ def _is_array(value):
 class Trace:
     """The graph recorded from one call of a function, for one signature.
 
-    ``placeholders``: one per array or Tensor argument, in order. ``updates``: the assign ops of the
-    in-place updates, in order. ``fetches``: what a run computes — the returned tensors' nodes, then a
-    group of the updates (``mg.draw(trace.fetches)`` draws it). ``variables``: each Variable and the tensor
-    whose array it is.
+    ``placeholders``: one per array or Tensor argument, in order. ``updates``: one assign op per tensor the
+    function updated in place, writing back its last value. ``fetches``: what a run computes — the returned
+    tensors' nodes, then a group of the updates (``mg.draw(trace.fetches)`` draws it). ``variables``: each
+    Variable and the tensor whose array it is.
+
+    In-place updates are *functionalized*: within the graph, ``w -= lr * g`` is the pure ``w - lr * g``,
+    which stands for ``w`` from then on, so a later read sees the new value without depending on when an
+    assign runs; only the last value of each tensor is assigned, at the end of the run.
     """
 
     def __init__(self, function, signature):
@@ -135,7 +150,8 @@ class Trace:
         self.variables = {}
         self.fetches = []
         self._outputs = None  # the returned structure, with nodes in place of tensors
-        self._nodes = {}  # tensor -> its node in the graph (after in-place updates: the last assign)
+        self._nodes = {}  # tensor -> its node in the graph (after an in-place update: its new value)
+        self._updated = {}  # tensor updated in place -> its Variable, in the order of the first update
 
     def record_call(self, args, kwargs):
         """Call the function eagerly, recording its graph; return its results (Tensors off any tape)."""
@@ -145,6 +161,7 @@ class Trace:
         with eager.recording(self):
             result = self.function.fn(*args, **kwargs)
         self._outputs = _map(self._node, result, self._name)
+        self.updates = [_write_back(var, self._nodes[tensor]) for tensor, var in self._updated.items()]
         self.fetches = _flatten(self._outputs) + ([group(*self.updates, name="updates")] if self.updates else [])
         return _map(_detached, result, self._name)
 
@@ -170,19 +187,30 @@ class Trace:
         self._nodes[tensor] = Constant(tensor.value(), name=None if tensor.name == "tensor" else tensor.name)
 
     def record(self, op, inputs, output):
-        name = None if output.name == op.name else output.name
-        if not op.mutates:
-            self._nodes[output] = make_node(op, [self._node(x) for x in inputs], name)
+        """The twin of an op: the same op applied to the twins of its inputs."""
+        if op.mutates:
+            self.record_update(op, inputs[1], output)
             return
-        if isinstance(self._nodes.get(output), (Placeholder, Constant)):  # an argument, or made inside
-            raise TracingError(f"{self._name}: {op.name} updates {describe(output)} in place, but it is an argument "
+        name = None if output.name == op.name else output.name
+        self._nodes[output] = make_node(op, [self._node(x) for x in inputs], name)
+
+    def record_update(self, op, operand, tensor):
+        """``tensor`` updated in place: from now on its node is the pure op giving its new value; its Variable
+        is assigned its last value at the end of the run."""
+        if isinstance(self._nodes.get(tensor), (Placeholder, Constant)):  # an argument, or made inside
+            raise TracingError(f"{self._name}: {op.name} updates {describe(tensor)} in place, but it is an argument "
                                "or was made inside the function; only tensors from outside (parameters) are "
                                "updated in place in a traced function (write t = t + ... instead)")
-        var = self.function.variable(output)
-        self.variables[var] = output
-        update = make_node(op, [var, *[self._node(x) for x in inputs[1:]]], name)
-        self.updates.append(update)
-        self._nodes[output] = update  # later reads see the updated value
+        if type(op) not in NEW_VALUE:
+            raise TracingError(f"{self._name}: cannot trace the in-place op {op.name}")
+        current = self._node(tensor)  # its Variable, or the value an earlier update gave it
+        self._updated.setdefault(tensor, self.function.variable(tensor))
+        new_value = NEW_VALUE[type(op)](current, self._node(operand))
+        if new_value.dtype != tensor.dtype:
+            new_value = cast(new_value, tensor.dtype)
+        if new_value.shape != tensor.shape:
+            new_value = broadcast_to(new_value, tensor.shape)
+        self._nodes[tensor] = new_value
 
     def read(self, tensor, what):
         if not _depends_on_inputs(self._node(tensor)):
@@ -221,6 +249,14 @@ class Trace:
     def __repr__(self):
         arguments = ", ".join(f"{p.name} {p.shape} {p.dtype}" for p in self.placeholders)
         return f"<trace of {self.function.fn.__name__}({arguments}): {len(topological_sort(self.fetches))} nodes>"
+
+
+def _write_back(var, value):
+    """The op writing ``value`` into ``var`` at the end of a run: ``assign_sub(var, x)`` for ``var - x`` (and
+    ``assign_add`` for ``var + x``), which makes no temporary array; ``assign(var, value)`` otherwise."""
+    if type(value.op) in WRITE_BACK_IN_PLACE and value.inputs[0] is var:
+        return WRITE_BACK_IN_PLACE[type(value.op)](var, value.inputs[1])
+    return assign(var, value)
 
 
 def _depends_on_inputs(node):

@@ -28,40 +28,43 @@ def test_traced_results_equal_eager_results(steps, n, seed):
 
 
 def make_model(seed=0):
+    """A 4-8-3 tanh network's parameters, and zero momentum buffers (state updated in place, not trained)."""
     rng = np.random.default_rng(seed)
-    return [Tensor(rng.standard_normal((4, 8)) * 0.5, requires_grad=True, dtype="float32", name="W1"),
-            Tensor(np.zeros(8), requires_grad=True, dtype="float32", name="b1"),
-            Tensor(rng.standard_normal((8, 3)) * 0.5, requires_grad=True, dtype="float32", name="W2"),
-            Tensor(np.zeros(3), requires_grad=True, dtype="float32", name="b2")]
+    params = [Tensor(rng.standard_normal((4, 8)) * 0.5, requires_grad=True, dtype="float32", name="W1"),
+              Tensor(np.zeros(8), requires_grad=True, dtype="float32", name="b1"),
+              Tensor(rng.standard_normal((8, 3)) * 0.5, requires_grad=True, dtype="float32", name="W2"),
+              Tensor(np.zeros(3), requires_grad=True, dtype="float32", name="b2")]
+    return params, [Tensor(np.zeros(p.shape), dtype="float32", name=f"v_{p.name}") for p in params]
 
 
-def sgd_step_for(params, lr=0.5):
-    def sgd_step(x, y):
+def momentum_step_for(params, velocities, lr=0.5, momentum=0.9):
+    def momentum_step(x, y):
         W1, b1, W2, b2 = params
-        logits = mg.relu(x @ W1 + b1) @ W2 + b2
-        loss = mg.reduce_mean(mg.softmax_cross_entropy(logits, y))
-        grads = mg.gradients(loss, params)
+        loss = mg.reduce_mean(mg.softmax_cross_entropy(mg.tanh(x @ W1 + b1) @ W2 + b2, y))
         with no_grad():
-            for p, g in zip(params, grads):
-                p -= lr * g
+            for p, v, g in zip(params, velocities, mg.gradients(loss, params)):
+                v *= momentum  # three updates in place, each reading the one before
+                v += g
+                p -= lr * v
         return loss
-    return sgd_step
+    return momentum_step
 
 
 def test_training_eagerly_and_traced_gives_the_same_bits():
     rng = np.random.default_rng(1)
     data = [(rng.standard_normal((5, 4)).astype(np.float32), rng.integers(0, 3, 5)) for _ in range(6)]
-    eager_params, traced_params = make_model(), make_model()
-    eager_step, traced_step = sgd_step_for(eager_params), mg.function(sgd_step_for(traced_params))
+    (eager_params, eager_state), (traced_params, traced_state) = make_model(), make_model()
+    eager_step = momentum_step_for(eager_params, eager_state)
+    traced_step = mg.function(momentum_step_for(traced_params, traced_state))
     for x, y in data:
         assert eager_step(x, y).item() == traced_step(x, y).item()
-    for p, q in zip(eager_params, traced_params):
+    for p, q in zip(eager_params + eager_state, traced_params + traced_state):
         np.testing.assert_array_equal(p.numpy(), q.numpy())
     assert len(traced_step.traces) == 1
     trace = traced_step.traces[0]
     assert [p.name for p in trace.placeholders] == ["x", "y"]
-    assert sorted(v.name for v in trace.variables) == ["W1", "W2", "b1", "b2"]
-    assert all(v.trainable for v in trace.variables) and len(trace.updates) == 4
+    assert sorted(v.name for v in trace.variables if v.trainable) == ["W1", "W2", "b1", "b2"]
+    assert len(trace.variables) == 8 and len(trace.updates) == 8  # one assign per updated tensor
 
 
 def test_a_new_signature_retraces_and_the_same_one_does_not():
