@@ -3,7 +3,7 @@
     OPENBLAS_NUM_THREADS=1 python benchmarks/bench_eager.py [--repeats 3] [--data-dir DIR]
 
 1. One eager op on 4-element float32 arrays, with the tape recording (an input requires a gradient),
-   against the bare numpy call. Target: at most 3 µs more than numpy (PyTorch 2.13's CPU eager mode
+   against the bare numpy call, each the fastest of many short rounds. Target: at most 3 µs more than numpy (PyTorch 2.13's CPU eager mode
    costs about 4.1 µs per such op; numpy about 0.8 µs, on this machine).
 2. One epoch of SGD for the 784-256-ReLU-10 MLP on full MNIST (batch 128): the same step function run
    eagerly and through ``mg.function``, timed interleaved; the peak memory of one step of each
@@ -20,7 +20,6 @@ the epochs are timed by the clock, as in ``bench_session.py``.
 
 import argparse
 import os
-import statistics
 import time
 import tracemalloc
 
@@ -42,13 +41,14 @@ TINY_OPS = {  # name: (numpy call, the same op on tensors)
 }
 
 
-def per_op_overhead(rounds=15, calls=2000):
-    """Median microseconds per call of each tiny op: numpy, and eager with the tape recording."""
+def per_op_overhead(rounds=60, calls=500):
+    """Microseconds per call of each tiny op, numpy and eager with the tape recording: the fastest of many
+    short interleaved rounds of CPU time, the one least disturbed by other programs (as timeit advises)."""
     a, b = np.linspace(-1, 1, 4, dtype=np.float32), np.full(4, 0.5, np.float32)
     ta, tb = Tensor(a, requires_grad=True), Tensor(b)
     a2, b2 = a.reshape(2, 2), b.reshape(2, 2)
     ta2, tb2 = Tensor(a2, requires_grad=True), Tensor(b2)
-    print(f"\nOne op on 4-element float32 arrays (the tape recording), median of {rounds} x {calls} calls")
+    print(f"\nOne op on 4-element float32 arrays (the tape recording), fastest of {rounds} x {calls} calls")
     print(f"  {'op':10s} {'numpy':>8s} {'eager':>8s} {'overhead':>9s}")
     overheads = {}
     for name, (by_numpy, by_eager) in TINY_OPS.items():
@@ -62,7 +62,7 @@ def per_op_overhead(rounds=15, calls=2000):
                 for _ in range(calls):
                     f(x, y)
                 times[kind].append((time.process_time() - start) / calls * 1e6)
-        numpy_us, eager_us = statistics.median(times["numpy"]), statistics.median(times["eager"])
+        numpy_us, eager_us = min(times["numpy"]), min(times["eager"])
         overheads[name] = eager_us - numpy_us
         print(f"  {name:10s} {numpy_us:6.2f} us {eager_us:6.2f} us {overheads[name]:6.2f} us")
     worst = max(overheads, key=overheads.get)
@@ -137,7 +137,7 @@ def power(x, y):
     return result
 
 
-def compare_power(rounds=10, calls=100):
+def compare_power(rounds=20, calls=50):
     x = Tensor(np.random.default_rng(0).integers(-1, 2, size=(10, 10), dtype=np.int32))
     power_as_graph = mg.function(power)
     assert np.array_equal(power(x, 100).numpy(), power_as_graph(x, 100).numpy())
@@ -148,8 +148,8 @@ def compare_power(rounds=10, calls=100):
             for _ in range(calls):
                 f(x, 100)
             times[kind].append(time.process_time() - start)
-    eager, graph = (1000 / calls * statistics.median(times[k]) for k in ("eager", "graph"))
-    print(f"\nTensorFlow's power(x, 100) on a 10 x 10 int32 matrix, seconds per 1,000 calls (median of {rounds})")
+    eager, graph = (1000 / calls * min(times[k]) for k in ("eager", "graph"))
+    print(f"\nTensorFlow's power(x, 100) on a 10 x 10 int32 matrix, CPU seconds per 1,000 calls (fastest of {rounds})")
     print(f"  eager {eager:.3f} s, mg.function {graph:.3f} s: eager / graph = {eager / graph:.2f} "
           "(TensorFlow's guide, one recorded run: 2.56 s / 0.68 s = 3.7)")
 

@@ -49,10 +49,14 @@ def apply(op, inputs, name=None):
     op's ``compute``, checked against them. It is on the tape — keeps ``op`` and ``inputs`` — when an input
     requires a gradient and gradients are on; otherwise ``inputs`` is ``()`` and nothing is kept.
     """
+    wants_grad = False  # does an input require a gradient?
     for x in inputs:
         if x.__class__ is not Tensor:
             inputs = _as_tensors(op, inputs)
+            wants_grad = True in [x.requires_grad for x in inputs]
             break
+        if x.requires_grad:
+            wants_grad = True
     if op.mutates:
         return _update_in_place(op, inputs, name)
     result = Tensor.__new__(Tensor)
@@ -62,12 +66,9 @@ def apply(op, inputs, name=None):
     if value.shape != result.shape or value.dtype != result.dtype:
         raise _mismatch(op, result, value)
     result._array = value
-    if _grad_enabled and result.dtype.kind in "fc":
-        for x in inputs:
-            if x.requires_grad:
-                result.requires_grad, result._epoch = True, _updates
-                break
-    if not result.requires_grad:
+    if wants_grad and _grad_enabled and result.dtype.kind in "fc":
+        result.requires_grad, result._epoch = True, _updates
+    else:
         result._inputs = ()  # not on the tape: keep nothing alive
     if _observer is not None:
         _observer.record(op, inputs, result)
@@ -80,7 +81,13 @@ def infer(op, node):
     input shapes and dtypes) and then looked up. Ops with an unhashable parameter run them every time."""
     params = op.__dict__  # with their types: Pow(2) and Pow(2.0) differ on integers
     op_key = (op.__class__, *params.values(), *map(type, params.values())) if params else op.__class__
-    key = (op_key, *[x._type for x in node._inputs])  # a tensor's _type is (shape, dtype)
+    inputs = node._inputs  # with each tensor's _type, its (shape, dtype); unrolled for one or two inputs
+    if len(inputs) == 1:
+        key = (op_key, inputs[0]._type)
+    elif len(inputs) == 2:
+        key = (op_key, inputs[0]._type, inputs[1]._type)
+    else:
+        key = (op_key, *[x._type for x in inputs])
     try:
         found = _signatures.get(key)
     except TypeError:  # an unhashable parameter
@@ -107,10 +114,12 @@ def _mismatch(op, node, value):
 def _as_tensors(op, inputs):
     """The inputs of an eager op as Tensors: numbers, arrays and graph constants become constant Tensors;
     other graph nodes (placeholders, variables, ops) cannot be mixed with Tensors."""
-    like = [x for x in inputs if isinstance(x, Node)][0]
+    for like in inputs:  # the first node: numbers take its dtype
+        if isinstance(like, Node):
+            break
     tensors = []
     for x in inputs:
-        if x.__class__ in (float, int, bool):  # as_node's rule for numbers, without a node per use
+        if x.__class__ is float or x.__class__ is int or x.__class__ is bool:  # as_node's rule, without a node
             x = _number(like.dtype, x)
         elif not isinstance(x, Tensor):
             x = as_node(x, like)
