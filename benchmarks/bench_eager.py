@@ -6,8 +6,9 @@
    against the bare numpy call, each the fastest of many short rounds. Target: at most 3 µs more than numpy (PyTorch 2.13's CPU eager mode
    costs about 4.1 µs per such op; numpy about 0.8 µs, on this machine).
 2. One epoch of SGD for the 784-256-ReLU-10 MLP on full MNIST (batch 128): the same step function run
-   eagerly and through ``mg.function``, timed interleaved; the peak memory of one step of each
-   (``tracemalloc``); and how far apart the two sets of weights end (they should not be).
+   eagerly and through ``mg.function``, timed interleaved; the peak memory of one step of each, and of the
+   traced step with ``memory="naive"`` (``minigraph.memory.measure_peak``: tracemalloc); and how far apart
+   the two sets of weights end (they should not be).
 3. TensorFlow's guide "Introduction to graphs and tf.function" (section "Seeing the speed-up"): ``x``
    (10 x 10 int32) multiplied into the identity 100 times, eagerly and as a graph; one recorded run of
    the guide took 2.56 s eagerly and 0.68 s as a graph for 1,000 calls (3.7x).
@@ -21,7 +22,6 @@ the epochs are timed by the clock, as in ``bench_session.py``.
 import argparse
 import os
 import time
-import tracemalloc
 
 import numpy as np
 
@@ -29,6 +29,7 @@ import minigraph as mg
 from bench_session import BATCH, HIDDEN, LR, initial_weights, time_epochs
 from minigraph.datasets import batches, load_mnist
 from minigraph.eager import Tensor, no_grad
+from minigraph.memory import measure_peak
 
 # ---------------------------------------------------------------------------------------------- per op
 
@@ -87,12 +88,12 @@ def mlp_step(params):
     return sgd_step
 
 
-def trainer(traced):
-    """``(epoch, weights)`` as bench_session's time_epochs wants them: the MLP stepped eagerly or traced."""
+def trainer(**function_options):
+    """``(epoch, step, weights)``: the MLP stepped eagerly, or with ``function_options`` through mg.function."""
     params = [Tensor(w, requires_grad=True) for w in initial_weights([784, HIDDEN, 10])]
     step = mlp_step(params)
-    if traced:
-        step = mg.function(step)
+    if function_options:
+        step = mg.function(step, **function_options)
 
     def epoch(data):
         for xb, yb in data:
@@ -101,19 +102,8 @@ def trainer(traced):
     return epoch, step, lambda: [p.numpy() for p in params]
 
 
-def peak_of_one_step(step, xb, yb):
-    """Bytes allocated at the peak of one step beyond what was allocated before it (tracemalloc)."""
-    step(xb, yb)  # warm: the trace, the compiled executor, the caches
-    tracemalloc.start()
-    before = tracemalloc.get_traced_memory()[0]
-    step(xb, yb)
-    peak = tracemalloc.get_traced_memory()[1] - before
-    tracemalloc.stop()
-    return peak
-
-
 def compare_mlp(data, repeats):
-    trainers = {"eager": trainer(traced=False), "traced": trainer(traced=True)}
+    trainers = {"eager": trainer(), "traced": trainer(memory="plan")}
     medians = time_epochs({name: t[:1] + t[2:] for name, t in trainers.items()}, data, repeats)
     drift = max(float(np.abs(a - b).max()) for a, b in zip(trainers["eager"][2](), trainers["traced"][2]()))
     print(f"\nMLP 784-{HIDDEN}-ReLU-10: one epoch, {len(data)} batches of {BATCH}, median of {repeats}")
@@ -122,8 +112,11 @@ def compare_mlp(data, repeats):
     print(f"  eager / traced = {medians['eager'] / medians['traced']:.2f}")
     print(f"  max |weights(eager) - weights(traced)| after all epochs: {drift:.1e}")
     xb, yb = data[0]
-    for name, (_, step, _) in trainers.items():
-        print(f"  peak memory of one step, {name:6s}: {peak_of_one_step(step, xb, yb) / 2**20:5.2f} MiB")
+    steps = {**{name: step for name, (_, step, _) in trainers.items()}, 'traced, memory="naive"': trainer(memory="naive")[1]}
+    for name, step in steps.items():
+        step(xb, yb)  # warm: the trace, the compiled executor, the caches
+        _, peak = measure_peak(step, xb, yb)
+        print(f"  peak memory of one step, {name:23s} {peak / 2**20:5.2f} MiB")
 
 
 # ---------------------------------------------------------------------------------------------- x ** 100
