@@ -94,17 +94,11 @@ def _check_differentiable(y, xs):
     for node in [y, *xs]:
         if not isinstance(node, Node):
             raise TypeError(f"gradients: expected nodes, got a {type(node).__name__}")
-    _check_on_tape([y, *xs], "gradients")
+        if node.eager and not node.requires_grad:  # chapter 08: a Tensor without a tape has no history
+            raise ValueError(f"gradients: the eager tensor {describe(node)} is not on a tape; create the tensors "
+                             "to differentiate with requires_grad=True, and compute from them outside no_grad()")
     if y.dtype is None or y.dtype.kind not in "fc":
         raise TypeError(f"gradients: y {describe(y)} has dtype {y.dtype}; only floating-point values have gradients")
-
-
-def _check_on_tape(nodes, caller):
-    """Chapter 08: an eager tensor has a history to differentiate only if the tape recorded it."""
-    for node in nodes:
-        if node.eager and not node.requires_grad:
-            raise ValueError(f"{caller}: the eager tensor {describe(node)} is not on a tape; create the tensors to "
-                             "differentiate with requires_grad=True, and compute from them outside no_grad()")
 
 
 def _nodes_depending_on(order, xs):
@@ -154,7 +148,6 @@ def jvp(y, xs, tangents):
     xs, tangents = ([xs], [tangents]) if isinstance(xs, Node) else (list(xs), list(tangents))
     if len(xs) != len(tangents):
         raise ValueError(f"jvp: {len(xs)} inputs but {len(tangents)} tangents")
-    _check_on_tape([y, *xs], "jvp")
     tangent = {}
     with role_scope("tangent"):
         for x, t in zip(xs, tangents):

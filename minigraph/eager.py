@@ -26,7 +26,7 @@ import functools
 import numpy as np
 
 from .autodiff import _apply_rule
-from .graph import CONSTANT, Constant, Node, Op, Source, _default_array, as_node, describe, infer_type, topological_sort
+from .graph import CONSTANT, Constant, Node, Op, Source, _default_array, as_node, describe, topological_sort
 from .ops import assign, assign_add, assign_sub
 
 LEAF = Source("tensor")  # the op of a Tensor made by Tensor(...): a leaf of the tape
@@ -93,7 +93,7 @@ def infer(op, node):
     except TypeError:  # an unhashable parameter
         found = key = None
     if found is None:
-        infer_type(node)
+        _infer_now(node)
         if node.dtype is None:
             raise TypeError(f"{op.name} gives no value, so it has no eager use (eager ops run when called)")
         found = node.shape, node.dtype
@@ -102,6 +102,14 @@ def infer(op, node):
                 _signatures.clear()
             _signatures[key] = found
     return found
+
+
+def _infer_now(node):
+    """Set ``node.dtype`` and ``node.shape`` by its op's rules, as ``make_node`` does for a graph node."""
+    dtype = node.op.infer_dtype(node, [x.dtype for x in node._inputs])
+    node.dtype = None if dtype is None else np.dtype(dtype)
+    shape = node.op.infer_shape(node, [x.shape for x in node._inputs])
+    node.shape = None if shape is None else tuple(shape)
 
 
 def _mismatch(op, node, value):
@@ -305,7 +313,7 @@ def _update_in_place(op, inputs, name):
                            "differentiated; update it inside `with mg.eager.no_grad():`")
     node = Tensor.__new__(Tensor)
     node.op, node._inputs, node.name = op, inputs, name or op.name
-    infer_type(node)  # checks that the value fits the target
+    _infer_now(node)  # checks that the value fits the target
     op.compute(node, [x._array for x in inputs])
     _updates += 1
     target._modified = _updates

@@ -253,16 +253,11 @@ def make_node(op, inputs, name=None):
         if not isinstance(x, Node):
             raise TypeError(f"{op.name}: input {position} is a {type(x).__name__}, not a Node")
     node = Node(op, inputs, name or unique_name(op.name), None, None)
-    infer_type(node)
-    return node
-
-
-def infer_type(node):
-    """Set ``node.dtype`` and ``node.shape`` by the rules of its op, from its inputs' dtypes and shapes."""
-    dtype = node.op.infer_dtype(node, [x.dtype for x in node.inputs])
+    dtype = op.infer_dtype(node, [x.dtype for x in node.inputs])
     node.dtype = None if dtype is None else np.dtype(dtype)
-    shape = node.op.infer_shape(node, [x.shape for x in node.inputs])
+    shape = op.infer_shape(node, [x.shape for x in node.inputs])
     node.shape = None if shape is None else tuple(shape)
+    return node
 
 
 # ---------------------------------------------------------------------------------------------- sources
