@@ -42,12 +42,13 @@ MAX_SIGNATURES = 10_000
 
 
 def apply(op, inputs, name=None):
-    """``op(*inputs)`` computed now: the eager path of ``Op.__call__``, taken when an input is a Tensor.
+    """``op(*inputs)`` computed now: ``Op.__call__``'s path when an input is a Tensor.
 
-    Inputs that are not Tensors become constants (numbers take the dtype of the tensor beside them, as in
-    a graph). The result's dtype and shape come from the op's rules (:func:`infer`), its value from the
-    op's ``compute``, checked against them. It is on the tape — keeps ``op`` and ``inputs`` — when an input
-    requires a gradient and gradients are on; otherwise ``inputs`` is ``()`` and nothing is kept.
+    Inputs that are not Tensors become constants (a number takes the dtype of the tensor
+    beside it, as in a graph). The result's dtype and shape come from the op's rules
+    (:func:`infer`), its value from the op's ``compute``, checked against them. It is on the
+    tape — keeps ``op`` and ``inputs`` — when an input requires a gradient and gradients are
+    on; otherwise its ``inputs`` are ``()``, and nothing is kept alive.
     """
     wants_grad = False  # does an input require a gradient?
     for x in inputs:
@@ -76,12 +77,15 @@ def apply(op, inputs, name=None):
 
 
 def infer(op, node):
-    """``(shape, dtype)`` of ``node``, the result of ``op`` on the Tensors ``node.inputs``, by the op's
-    ``infer_dtype`` and ``infer_shape`` — run once per signature (op type, parameters with their types,
-    input shapes and dtypes) and then looked up. Ops with an unhashable parameter run them every time."""
+    """``(shape, dtype)`` of ``node``, the result of ``op`` on the Tensors ``node.inputs``, by
+    the op's ``infer_dtype`` and ``infer_shape`` — run once per signature (op type, parameters
+    with their types, input shapes and dtypes), then looked up; not cached for an op with an
+    unhashable parameter."""
     params = op.__dict__  # with their types: Pow(2) and Pow(2.0) differ on integers
-    op_key = (op.__class__, *params.values(), *map(type, params.values())) if params else op.__class__
-    inputs = node._inputs  # with each tensor's _type, its (shape, dtype); unrolled for one or two inputs
+    op_key = op.__class__
+    if params:
+        op_key = (op_key, *params.values(), *map(type, params.values()))
+    inputs = node._inputs  # a tensor's _type is its (shape, dtype); unrolled for 1 or 2 inputs
     if len(inputs) == 1:
         key = (op_key, inputs[0]._type)
     elif len(inputs) == 2:
@@ -95,7 +99,7 @@ def infer(op, node):
     if found is None:
         _infer_now(node)
         if node.dtype is None:
-            raise TypeError(f"{op.name} gives no value, so it has no eager use (eager ops run when called)")
+            raise TypeError(f"{op.name} gives no value, so it has no eager use")
         found = node.shape, node.dtype
         if key is not None:
             if len(_signatures) >= MAX_SIGNATURES:
@@ -130,7 +134,10 @@ def _as_tensors(op, inputs):
         if x.__class__ is float or x.__class__ is int or x.__class__ is bool:  # as_node's rule, without a node
             x = _number(like.dtype, x)
         elif not isinstance(x, Tensor):
-            x = as_node(x, like)
+            try:
+                x = as_node(x, like)
+            except TypeError as error:  # a string or None given as an operand
+                raise TypeError(f"{op.name}: {error}") from None
             if not isinstance(x, Constant):
                 raise TypeError(f"{op.name}: cannot mix eager Tensors with the graph node {describe(x)} "
                                 f"({x.op.name}): an op takes Tensors (computed now) or nodes (run by a Session)")
@@ -391,19 +398,20 @@ def recording(observer):
 
 
 def backward(y, grad=None, retain_graph=False):
-    """Reverse mode over the tape: add ``d(sum(y * grad))/dx`` to ``x.grad`` for every leaf ``x`` that
-    requires a gradient. ``grad`` defaults to 1 for a scalar ``y`` and is required otherwise.
+    """Reverse mode over the tape: add ``d(sum(y * grad))/dx`` to ``x.grad`` for every leaf
+    ``x`` that requires a gradient. ``grad`` is 1 by default for a scalar ``y``, else required.
 
-    The tape is the graph of tensors recorded while ``y`` was computed. Walked in reverse topological
-    order, each tensor's adjoint — the sum of what its consumers sent it — goes through its op's gradient
-    rule to its inputs; these gradient ops run at once, off the tape (for second derivatives, use
-    ``mg.gradients``, whose results are on the tape). A tensor done with is freed: its inputs are dropped,
-    so memory no longer needed goes (``retain_graph=True`` keeps the tape).
+    The tape is the graph of tensors recorded while ``y`` was computed. Walked in reverse
+    topological order, each tensor's adjoint — the sum of what its consumers sent it — goes
+    through its op's gradient rule to its inputs; these gradient ops run at once, off the tape
+    (for second derivatives, use ``mg.gradients``: its results are on the tape). A tensor done
+    with is freed, its inputs dropped, so memory no longer needed goes (``retain_graph=True``
+    keeps the tape).
     """
     _read(y, "backward()")  # a tracer refuses: .grad is Python state a graph cannot update
     if not y.requires_grad:
-        raise RuntimeError(f"backward: {describe(y)} is not on a tape: it does not depend on a tensor made with "
-                           "requires_grad=True, or it was computed inside no_grad()")
+        raise RuntimeError(f"backward: {describe(y)} is not on a tape: it does not depend on a "
+                           "tensor made with requires_grad=True, or was computed in no_grad()")
     tape = topological_sort(y)
     adjoints = {y: _seed(y, grad)}
     with no_grad():
@@ -413,7 +421,8 @@ def backward(y, grad=None, retain_graph=False):
             if adjoint is None:
                 continue
             if node.is_leaf:
-                node._grad = np.array(adjoint._array) if node._grad is None else node._grad + adjoint._array
+                gradient = adjoint.value()
+                node._grad = np.array(gradient) if node._grad is None else node._grad + gradient
                 continue
             _check_unchanged(node)
             for x, g in zip(node.inputs, _apply_rule(node, adjoint)):

@@ -204,7 +204,7 @@ class Op:
 
     def __call__(self, *inputs, name=None):
         for x in inputs:
-            if isinstance(x, Node) and x.eager:  # an eager Tensor among the inputs: compute now (chapter 08)
+            if isinstance(x, Node) and x.eager:  # an eager Tensor: compute now (chapter 08)
                 return x.apply(self, inputs, name)
         like = next((x for x in inputs if isinstance(x, Node)), None)
         try:

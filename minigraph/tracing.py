@@ -195,12 +195,13 @@ class Trace:
         self._nodes[output] = make_node(op, [self._node(x) for x in inputs], name)
 
     def record_update(self, op, operand, tensor):
-        """``tensor`` updated in place: from now on its node is the pure op giving its new value; its Variable
-        is assigned its last value at the end of the run."""
-        if isinstance(self._nodes.get(tensor), (Placeholder, Constant)):  # an argument, or made inside
-            raise TracingError(f"{self._name}: {op.name} updates {describe(tensor)} in place, but it is an argument "
-                               "or was made inside the function; only tensors from outside (parameters) are "
-                               "updated in place in a traced function (write t = t + ... instead)")
+        """``tensor`` updated in place: from now on its node is the pure op giving its new
+        value; its Variable is assigned its last value at the end of the run."""
+        if isinstance(self._nodes.get(tensor), (Placeholder, Constant)):  # an argument, or new
+            raise TracingError(f"{self._name}: {op.name} updates {describe(tensor)} in place, "
+                               "but it is an argument or was made inside the function; only "
+                               "tensors from outside (parameters) are updated in place here "
+                               "(write t = t + ... instead)")
         if type(op) not in NEW_VALUE:
             raise TracingError(f"{self._name}: cannot trace the in-place op {op.name}")
         current = self._node(tensor)  # its Variable, or the value an earlier update gave it

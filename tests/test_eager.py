@@ -211,6 +211,8 @@ def test_clear_errors():
         x + mg.placeholder("p", (2,))
     with pytest.raises(TypeError, match="not the graph node"):
         Tensor(mg.placeholder("q", (2,)))
+    with pytest.raises(TypeError, match="add: str 'a' is not a number"):
+        x + "a"
     with pytest.raises(RuntimeError, match="requires a gradient, and an update in place"):
         x -= 1.0
     mg.argmax(x)  # an integer result is simply not on the tape
