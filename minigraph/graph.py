@@ -186,16 +186,19 @@ class Op:
     Flags tell the executor and the memory planner (chapter 06) what compute does with memory: ``mutates``
     (it writes into its first input, a Variable), ``returns_view`` (the result may share the array of its
     first input), ``writes_into`` (``compute_into`` can write the result into an array it is given),
-    ``in_place`` (that array may even be one of its inputs) and ``stateful`` (the result is not a function
-    of the inputs alone, e.g. random numbers, so it must never be recomputed). Otherwise compute must return
-    a new array: the planner may overwrite it once it is dead.
+    ``in_place`` (that array may even be one of its inputs) and ``stateful`` (compute is not a pure function
+    of the inputs: it draws random numbers or writes a variable, so it must never be recomputed — nor, by
+    chapter 05's graph passes, folded, merged or dropped). Otherwise compute must return a new array: the
+    planner may overwrite it once it is dead. ``kernel`` is the numpy source that writes the value into a
+    buffer, for chapter 05's fused kernels.
     """
 
     mutates = False  # True if compute writes into the buffer of inputs[0] (a Variable): assign ops
     returns_view = False  # True if the result may share memory with inputs[0] (reshape, transpose, ...)
     writes_into = False  # True if compute_into is implemented
     in_place = False  # True if compute_into may be given one of the inputs as its output array
-    stateful = False  # True if compute may give another result for the same inputs (random numbers)
+    stateful = False  # True if compute is not a function of the inputs alone (random numbers) or writes a variable
+    kernel = None  # e.g. "np.add({0}, {1}, out={out})": the value of inputs {0}, {1}, ... written into {out}
 
     @property
     def name(self):

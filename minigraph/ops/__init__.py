@@ -73,6 +73,7 @@ from .logits import (
     Softmax,
     SoftmaxCrossEntropy,
     SoftmaxCrossEntropyGrad,
+    log_of_softmax,
     log_softmax,
     softmax,
     softmax_cross_entropy,

@@ -40,6 +40,13 @@ class Elementwise(Op):
 
     in_place = writes_into
 
+    @property
+    def kernel(self):
+        """The call of the ufunc with ``out=``, as chapter 05's fused kernels write it: ``np.add({0}, {1}, out={out})``."""
+        if self.ufunc is None:
+            return None
+        return f"np.{self.ufunc.__name__}({', '.join(f'{{{i}}}' for i in range(self.ufunc.nin))}, out={{out}})"
+
     def infer_shape(self, node, input_shapes):
         return static_broadcast(self, node, input_shapes)
 
@@ -433,6 +440,15 @@ Add.ufunc, Sub.ufunc, Mul.ufunc, Div.ufunc, Neg.ufunc = np.add, np.subtract, np.
 Exp.ufunc, Log.ufunc, Sqrt.ufunc, Tanh.ufunc = np.exp, np.log, np.sqrt, np.tanh
 Power.ufunc = np.power
 
+# The other elementwise ops' kernels for chapter 05's fusion: numpy source that writes the value into a buffer
+# ``{out}`` from the inputs ``{0}``, ``{1}``, ... — the steps of ``compute``, in its order, so that a fused
+# kernel gives the same bits.
+Relu.kernel = "np.maximum({0}, 0, out={out})"
+ReluGrad.kernel = "np.multiply({0}, np.greater({1}, 0), out={out})"
+Pow.kernel = property(lambda op: f"np.power({{0}}, {op.exponent!r}, out={{out}})")
+Sigmoid.kernel = "\n".join(["np.multiply({0}, 0.5, out={out})", "np.tanh({out}, out={out})",
+                            "np.add({out}, 1, out={out})", "np.multiply({out}, 0.5, out={out})"])
+
 
 # ---------------------------------------------------------------------------------------------- builders
 
@@ -496,12 +512,13 @@ def exp(x, name=None):
 
 def log(x, name=None):
     """``log(x)``. Rewrite: ``log(softmax(z))`` builds ``log_softmax(z)``, which is stable for large logits
-    (the classic TensorFlow-1 tutorial writes ``log(softmax(...))``)."""
-    from .logits import Softmax, log_softmax
+    (the classic TensorFlow-1 tutorial writes ``log(softmax(...))``); chapter 05's ``simplify`` applies the
+    same rewrite, :func:`~minigraph.ops.logits.log_of_softmax`, to graphs already built."""
+    from .logits import log_of_softmax
 
-    if isinstance(x, Node) and isinstance(x.op, Softmax) and not x.eager:  # eager code runs op by op
-        return log_softmax(x.inputs[0], axis=x.op.axis, name=name)
-    return Log()(x, name=name)
+    eager = isinstance(x, Node) and x.eager  # eager code runs op by op, as written
+    rewritten = None if eager else log_of_softmax(x, name=name)
+    return Log()(x, name=name) if rewritten is None else rewritten
 
 
 def sqrt(x, name=None):

@@ -6,7 +6,7 @@ so ``exp`` never overflows, even for logits of magnitude 1e4.
 
 import numpy as np
 
-from ..graph import Op, ShapeError, format_shape, shapes_compatible
+from ..graph import Node, Op, ShapeError, format_shape, shapes_compatible
 from .elementwise import UnaryFloat, exp, ones_like
 from .reduce import reduce_sum
 from .shape import expand_dims
@@ -216,6 +216,13 @@ def softmax(x, axis=-1, name=None):
 def log_softmax(x, axis=-1, name=None):
     """``x - log(sum(exp(x)))`` along ``axis``, computed stably."""
     return LogSoftmax(axis)(x, name=name)
+
+
+def log_of_softmax(x, name=None):
+    """``log_softmax(z)`` if ``x`` is ``softmax(z)`` (the stable form of ``log(x)``), else ``None``."""
+    if isinstance(x, Node) and isinstance(x.op, Softmax):
+        return log_softmax(x.inputs[0], axis=x.op.axis, name=name)
+    return None
 
 
 def softmax_cross_entropy(logits, labels, name=None):

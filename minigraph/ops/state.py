@@ -20,6 +20,7 @@ class Assign(Op):
     name = "assign"
     mutates = True
     returns_view = True  # the result is the variable's own buffer
+    stateful = True
 
     def compute(self, node, input_values):
         buffer, value = input_values
@@ -78,6 +79,13 @@ class Group(Op):
 
     def gradient(self, node, output_grad):
         return [None] * len(node.inputs)
+
+
+# Chapter 05's fusion: an assign can end a fused kernel, which then writes into the variable's buffer, ``{out}``
+# (also input ``{0}``), the value computed in ``{1}`` — as ``compute`` does.
+Assign.kernel = "np.copyto({out}, {1}, casting='same_kind')"
+AssignAdd.kernel = "np.add({out}, {1}, out={out}, casting='same_kind')"
+AssignSub.kernel = "np.subtract({out}, {1}, out={out}, casting='same_kind')"
 
 
 def assign(var, value, name=None):
