@@ -12,16 +12,16 @@
 
 Modules: ``graph`` (nodes, ops, sources, topological sort), ``ops`` (the operations), ``autodiff``
 (reverse and forward mode), ``session`` (execution), ``gradcheck`` (finite differences), ``optim``
-(optimizers and schedules), ``init`` (initial values), ``nn`` (layers), ``memory`` (memory plans, measured
-peaks, gradient checkpointing), ``viz`` (drawing), ``datasets`` (MNIST), ``plot`` (pictures), ``parallel``
-(data parallelism, all-reduce, MPI), ``eager`` (tensors computed at once, with a tape), ``tracing``
-(``mg.function``: eager code traced into graphs), ``tf`` (a TensorFlow-1 style facade, imported on
-demand: ``import minigraph.tf as tf``).
+(optimizers and schedules), ``init`` (initial values), ``nn`` (layers), ``passes`` (graph optimization),
+``memory`` (memory plans, measured peaks, gradient checkpointing), ``viz`` (drawing), ``datasets`` (MNIST),
+``plot`` (pictures), ``parallel`` (data parallelism, all-reduce, MPI), ``eager`` (tensors computed at once,
+with a tape), ``tracing`` (``mg.function``: eager code traced into graphs), ``tf`` (a TensorFlow-1 style
+facade, imported on demand: ``import minigraph.tf as tf``).
 """
 
 import importlib
 
-from . import eager, gradcheck, init, memory, nn, ops, optim, viz
+from . import eager, gradcheck, init, memory, nn, ops, optim, passes, viz
 from .autodiff import gradient_override, gradient_rule, gradients, jvp, register_gradient
 from .graph import (
     Constant,

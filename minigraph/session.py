@@ -1,11 +1,11 @@
 """Running graphs: an :class:`Executor` runs one fixed set of fetches; a :class:`Session` owns the values of
 variables and keeps one Executor per set of fetches it has run.
 
-An Executor is compiled once: the nodes in a topological order (a learner's ``sort`` may provide it), a
-memory plan for that order (chapter 06, :mod:`minigraph.memory`), then a flat list of steps ``(compute,
-node, gather inputs, output slot)`` over a list of value slots, in which constants and variable buffers are
-filled in ahead of time. A run copies that list, puts the feeds in their slots and executes the steps — no
-graph walking, no dict lookups per node.
+An Executor is compiled once: the fetches optimized (``optimize``, chapter 05), the nodes in a topological
+order (a learner's ``sort`` may provide it), a memory plan for that order (chapter 06,
+:mod:`minigraph.memory`), then a flat list of steps ``(compute, node, gather inputs, output slot)`` over a list
+of value slots, in which constants and variable buffers are filled in ahead of time. A run copies that list,
+puts the feeds in their slots and executes the steps — no graph walking, no dict lookups per node.
 """
 
 import contextlib
@@ -16,6 +16,7 @@ from collections import defaultdict
 
 import numpy as np
 
+from . import passes
 from .graph import Constant, Node, Op, Placeholder, Variable, describe, format_shape, topological_sort
 from .memory import MemoryPlan, planner_for
 
@@ -24,6 +25,8 @@ class Executor:
     """Computes ``fetches`` (a list of nodes): ``Executor([y, grad]).run({x: data}) -> [y_value, grad_value]``.
 
     ``sort(fetches) -> list of nodes`` replaces :func:`~minigraph.topological_sort` (its result is checked).
+    ``optimize``: ``False`` runs the graph as built, ``True`` runs it rewritten by the default pipeline
+    :func:`minigraph.passes.optimize`, a function ``fetches -> fetches`` (a pass) runs what it returns.
     ``variables`` maps each Variable to its value buffer (a Session passes its own; by default the
     Executor keeps one, starting from the initial values). ``memory`` chooses the memory planner (see
     :mod:`minigraph.memory`): ``"plan"`` frees each value after its last reader and reuses buffers, ``"naive"``
@@ -36,16 +39,17 @@ class Executor:
     Variables and constants (and views of them) are fetched as copies, taken before any assign in the run.
     """
 
-    def __init__(self, fetches, sort=None, variables=None, memory="plan"):
+    def __init__(self, fetches, sort=None, variables=None, optimize=False, memory="plan"):
         self.fetches = list(fetches)
         for position, fetch in enumerate(self.fetches):
             if not isinstance(fetch, Node):
                 raise TypeError(f"fetch {position} is a {type(fetch).__name__}, not a Node")
         self.variables = {} if variables is None else variables
-        order = (sort or topological_sort)(self.fetches)
-        check_order(order, self.fetches)
-        self._targets = [Snapshot()(f) if _may_alias_state(f) else f for f in self.fetches]
-        self.order = reads_before_writes(order + [t for t, f in zip(self._targets, self.fetches) if t is not f])
+        self.computed = optimized(self.fetches, optimize)  # the nodes whose values are returned
+        order = (sort or topological_sort)(self.computed)
+        check_order(order, self.computed)
+        self._targets = [Snapshot()(f) if _may_alias_state(f) else f for f in self.computed]
+        self.order = reads_before_writes(order + [t for t, f in zip(self._targets, self.computed) if t is not f])
         self.plan = planner_for(memory)(self.order, self._targets)
         if not isinstance(self.plan, MemoryPlan) or self.plan.order != self.order:
             raise TypeError(f"the memory planner must return a MemoryPlan for the order it is given, not {self.plan!r}")
@@ -109,6 +113,17 @@ class Executor:
         needing = next((f for f in self.fetches if placeholder in topological_sort([f])), None)
         reason = "the sort's order contains it" if needing is None else f"fetch {needing.name!r} depends on it"
         return KeyError(f"placeholder {describe(placeholder)} must be fed: {reason} (add it to feed_dict)")
+
+
+def optimized(fetches, optimize):
+    """``fetches`` rewritten as ``optimize`` says (False, True or a pass), the result checked."""
+    if optimize is False or optimize is None:
+        return fetches
+    if optimize is True:
+        return passes.optimize(fetches)
+    if not callable(optimize):
+        raise TypeError(f"optimize must be True, False or a function fetches -> fetches, not {optimize!r}")
+    return passes.check_result(fetches, optimize(list(fetches)), getattr(optimize, "__name__", repr(optimize)))
 
 
 def variable_buffer(variables, var):
@@ -270,13 +285,14 @@ class Session:
     ``fetches`` is a node (its value is returned), or a list, tuple or dict of nodes (nested freely; the
     same structure is returned). Variables start at their initial values — no init step — and assign ops
     run in this session change them. Each distinct fetch set is compiled once to an :class:`Executor`.
-    ``sort`` replaces :func:`~minigraph.topological_sort` in every Executor, ``memory`` chooses their memory
-    planner (see :class:`Executor`). ``with Session() as sess:`` makes it the default session inside the
-    block (see :meth:`as_default`) and closes it at the end.
+    ``sort`` replaces :func:`~minigraph.topological_sort` in every Executor, ``optimize`` (False, True or a
+    pass) rewrites each fetch set before it is compiled, ``memory`` chooses their memory planner (see
+    :class:`Executor`). ``with Session() as sess:`` makes it the default session inside the block (see
+    :meth:`as_default`) and closes it at the end.
     """
 
-    def __init__(self, sort=None, memory="plan"):
-        self.sort, self.memory = sort, memory
+    def __init__(self, sort=None, optimize=False, memory="plan"):
+        self.sort, self.optimize, self.memory = sort, optimize, memory
         self.variables = {}
         self._executors = {}
         self._closed = False
@@ -287,7 +303,8 @@ class Session:
         flat = (fetches,) if isinstance(fetches, Node) else tuple(_flatten(fetches, []))
         executor = self._executors.get(flat)
         if executor is None:
-            executor = self._executors[flat] = Executor(flat, sort=self.sort, variables=self.variables, memory=self.memory)
+            executor = self._executors[flat] = Executor(flat, sort=self.sort, variables=self.variables,
+                                                        optimize=self.optimize, memory=self.memory)
         values = executor.run(feed_dict)
         return values[0] if isinstance(fetches, Node) else _rebuild(fetches, iter(values))
 
