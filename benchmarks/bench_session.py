@@ -38,8 +38,9 @@ def initial_weights(sizes, seed=0):
 # ---------------------------------------------------------------------------------------------- minigraph
 
 
-def minigraph_trainer(sizes, memory="plan"):
-    """A function running one epoch through Session.run, and one reading the weights."""
+def training_graph(sizes, optimizer=None):
+    """The MLP ``sizes`` (ReLU between layers) and its training step: ``x, y, variables, loss, step``.
+    ``optimizer`` defaults to SGD at rate LR."""
     x = mg.placeholder("x", (None, sizes[0]))
     y = mg.placeholder("y", (None,), "int64")
     variables = [mg.Variable(w) for w in initial_weights(sizes)]
@@ -49,8 +50,15 @@ def minigraph_trainer(sizes, memory="plan"):
         if layer < len(sizes) - 2:
             h = mg.relu(h)
     loss = mg.reduce_mean(mg.softmax_cross_entropy(h, y))
-    step = mg.optim.SGD(LR).minimize(loss)
-    sess = mg.Session(memory=memory)
+    step = (optimizer or mg.optim.SGD(LR)).minimize(loss)
+    return x, y, variables, loss, step
+
+
+def minigraph_trainer(sizes, memory="plan", optimizer=None, optimize=False):
+    """A function running one epoch through Session.run, and one reading the weights. ``memory`` and
+    ``optimize`` go to the Session (chapter 06's memory planner, chapter 05's graph passes)."""
+    x, y, variables, loss, step = training_graph(sizes, optimizer)
+    sess = mg.Session(optimize=optimize, memory=memory)
 
     def epoch(data):
         for xb, yb in data:
@@ -130,18 +138,19 @@ def torch_trainer(sizes):
 # ---------------------------------------------------------------------------------------------- timing
 
 
-def time_epochs(trainers, data, repeats, chunk=16):
+def time_epochs(trainers, data, repeats, chunk=16, clock=time.perf_counter):
     """Median epoch time of each trainer. The trainers take turns every ``chunk`` batches (the first one
-    rotating), so that all of them see the same conditions on a machine whose load changes."""
+    rotating), so that all of them see the same conditions on a machine whose load changes. ``clock`` may
+    be ``time.process_time``: this process's CPU time, which the other work of a busy machine disturbs less."""
     epochs = {name: [] for name in trainers}
     names = list(trainers)
     for _ in range(repeats):
         totals = dict.fromkeys(names, 0.0)
         for turn, first in enumerate(range(0, len(data), chunk)):
             for name in names[turn % len(names):] + names[:turn % len(names)]:
-                start = time.perf_counter()
+                start = clock()
                 trainers[name][0](data[first:first + chunk])
-                totals[name] += time.perf_counter() - start
+                totals[name] += clock() - start
         for name in names:
             epochs[name].append(totals[name])
     return {name: statistics.median(values) for name, values in epochs.items()}

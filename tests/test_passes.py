@@ -3,6 +3,7 @@
 
 import inspect
 import re
+from collections import Counter
 
 import numpy as np
 import pytest
@@ -11,7 +12,7 @@ import minigraph as mg
 from minigraph import passes
 from minigraph.gradcheck import check_gradients
 from minigraph.passes import fusion
-from minigraph.passes.simplify import RULES
+from minigraph.passes.algebra import RULES
 
 
 def nodes_of(fetches):
@@ -76,9 +77,10 @@ def test_optimize_checks_each_pass_result_and_reports_what_changed():
     rows = {row["pass"]: row for row in report.rows}
     assert [row["pass"] for row in report.rows] == ["(as built)"] + [p.__name__ for p in passes.DEFAULT_PASSES]
     assert rows["(as built)"]["nodes"] == 165 and rows["eliminate_common_subexpressions"]["nodes"] == 114
-    assert rows["eliminate_common_subexpressions"]["change"] == {"constant": -33, "exp": -6, "mul": -6, "sub": -6}
+    assert rows["simplify"]["change"] == {"relu": 1, "reduce_sum": 2, "sum_to": -2}  # CSE merges relu with the forward one
+    assert rows["eliminate_common_subexpressions"]["change"] == {"constant": -33, "exp": -6, "mul": -6, "sub": -6, "relu": -1}
     assert rows["fuse_elementwise"]["change"]["fused"] > 10 and rows["fuse_elementwise"]["nodes"] == len(nodes_of(optimized))
-    assert re.search(r"\neliminate_common_subexpressions +114 +90   -33 constant, -6 exp, -6 mul, -6 sub\n", repr(report))
+    assert re.search(r"\neliminate_common_subexpressions +114 +90   -33 constant, -6 exp, -6 mul, -6 sub, -1 relu\n", repr(report))
     assert len(nodes_of(optimized)) <= 0.75 * 165
 
 
@@ -181,6 +183,7 @@ RULE_CASES = {  # rule name -> (build from x, the op left on top, or None when x
     "reshape_of_reshape": (lambda x: mg.tanh(mg.reshape(mg.reshape(x, (3, 2)), (2, 3))), "tanh"),
     "log_of_exp": (lambda x: mg.tanh(mg.log(mg.exp(x))), "tanh"),
     "log_of_softmax_rule": (lambda x: mg.log(mg.softmax(x) * 1.0), "log_softmax"),
+    "sum_to_as_reduce_sum": (lambda x: mg.tanh(mg.sum_to(x, (3,))) * x, "mul"),
 }
 
 
@@ -191,7 +194,8 @@ def test_each_rule_keeps_values_and_gradients(rule):
     x, value = float64_input()
     y = build(x)
     (simplified,) = passes.simplify([y])
-    assert simplified is not y and simplified.op.name == top and len(nodes_of([simplified])) < len(nodes_of([y]))
+    assert simplified is not y and simplified.op.name == top and len(nodes_of([simplified])) <= len(nodes_of([y]))
+    assert Counter(n.op.name for n in nodes_of([y])) != Counter(n.op.name for n in nodes_of([simplified]))
     expected, got = mg.Session().run(y, {x: value}), mg.Session().run(simplified, {x: value})
     if rule in ("log_of_exp", "log_of_softmax_rule"):  # exact in real arithmetic; two roundings fewer here
         np.testing.assert_allclose(got, expected, rtol=1e-14)
@@ -202,6 +206,23 @@ def test_each_rule_keeps_values_and_gradients(rule):
     grad_before = mg.gradients(mg.reduce_sum(y), x)
     (grad_after,) = passes.simplify([mg.gradients(mg.reduce_sum(simplified), x)])
     np.testing.assert_allclose(mg.Session().run(grad_after, {x: value}), mg.Session().run(grad_before, {x: value}), rtol=1e-13)
+
+
+def test_relu_grad_reads_the_relu_so_that_the_layer_fuses():
+    x, value = float64_input()
+    value = value - 1.25  # both signs
+    W = mg.constant(np.linspace(-1, 1, 9).reshape(3, 3))
+    pre = x @ W + 1.0
+    hidden = mg.relu(pre)
+    loss = mg.reduce_sum(hidden * hidden)
+    grad = mg.gradients(loss, x)
+    simplified = passes.eliminate_common_subexpressions(passes.simplify([hidden, grad]))
+    mask_input = next(n for n in nodes_of(simplified) if n.op.name == "relu_grad").inputs[1]
+    assert mask_input is simplified[0] and mask_input.op.name == "relu"
+    assert ["matmul", "add", "relu"] in [[n.op.name for n in g] for g in passes.find_fusable_groups(simplified)]
+    for before, after in zip(mg.Session().run([hidden, grad], {x: value}), mg.Session().run(simplified, {x: value})):
+        assert np.array_equal(before, after)
+    check_gradients(mg.reduce_sum(simplified[1] * simplified[1]), [x], {x: value})
 
 
 def test_transposes_compose_and_rules_respect_broadcasting_and_dtypes():
@@ -341,12 +362,16 @@ def test_an_assign_joins_its_value_group_unless_an_input_is_a_view_of_its_variab
     update = mg.assign_sub(W, 0.5 * g * g)
     (fused,) = passes.fuse_elementwise([update])
     assert fused.op.name == "fused(mul, mul, assign_sub)" and fused.op.mutates and fused.inputs[0] is W
-    assert "out = x0" in fused.op.source and "np.subtract(o, t0, out=o, casting='same_kind')" in fused.op.source
+    assert "out = x0" in fused.op.source and "np.subtract(out, t0, out=out, casting='same_kind')" in fused.op.source
     swap = mg.assign(W, mg.transpose(W) * 2.0 + 1.0)  # block by block, W would be read after being written
     (not_fused,) = passes.fuse_elementwise([swap])
     assert not_fused.op.name == "assign" and not_fused.inputs[1].op.name == "fused(mul, add)"
+    decay = mg.assign(W, 0.5 * W + g)  # W read once, by the first op: computed in W's own buffer
+    twice = mg.assign(W, W * W + W)  # W read twice: computed aside, then copied
+    assert "copyto" not in passes.fuse_elementwise([decay])[0].op.source
+    assert "np.copyto(out, t0, casting='same_kind')" in passes.fuse_elementwise([twice])[0].op.source
     feed = {g: np.full((3, 3), 2.0, np.float32)}
-    for fetches in ([update, W * 1.0], [swap], [W, swap]):
+    for fetches in ([update, W * 1.0], [swap], [W, swap], [decay], [twice, W]):
         plain, optimized = mg.Session(), mg.Session(optimize=True)
         for _ in range(3):
             expected, got = plain.run(fetches, feed), optimized.run(fetches, feed)
@@ -385,5 +410,5 @@ def test_draw_pair_marks_what_changed():
     assert repr(pair) == "<before: 8 nodes, after: 4 nodes>"
     assert pair.before.source.count(passes.drawing.GONE["color"]) == 5  # 1.0, both mul, add, tanh
     assert passes.drawing.FUSED["fillcolor"] in pair.after.source and "before: 8 nodes" in pair.before.source
-    html = pair._repr_html_()
-    assert html.count("<svg") == 2 and "<?xml" not in html
+    svg = pair._repr_svg_()  # one image, the two drawings side by side
+    assert svg.count("<svg") == 3 and svg.count('class="graph"') == 2 and "<?xml" not in svg

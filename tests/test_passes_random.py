@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 import minigraph as mg
 from minigraph import passes
-from minigraph.passes.simplify import RULES, log_of_exp, log_of_softmax_rule
+from minigraph.passes.algebra import RULES, log_of_exp, log_of_softmax_rule
 
 N, M = 3, 4  # the random graphs' values have shapes (N, M), (1, M), (M,) or ()
 

@@ -23,4 +23,4 @@ from .drawing import DrawingPair, changes, draw_pair, highlights
 from .folding import fold_constants
 from .fusion import FusedElementwise, find_fusable_groups, fuse_elementwise
 from .pipeline import DEFAULT_PASSES, Report, optimize
-from .simplify import RULES, simplify
+from .algebra import RULES, simplify

@@ -4,11 +4,13 @@ In the drawing before, the nodes that the passes removed or replaced are dashed 
 the nodes the passes built are outlined in blue and fused kernels are orange.
 """
 
+import re
+
 from ..graph import topological_sort
 from ..viz import draw
 from .fusion import FusedElementwise
 
-GONE = {"style": "filled,dashed", "color": "#dc2626", "fontcolor": "#991b1b", "penwidth": "1.5"}
+GONE = {"style": "dashed", "color": "#dc2626", "fontcolor": "#991b1b", "penwidth": "1.5"}
 NEW = {"color": "#0284c7", "penwidth": "2.5"}
 FUSED = {"style": "filled", "fillcolor": "#ffedd5", "color": "#ea580c", "penwidth": "2.5"}
 
@@ -28,7 +30,10 @@ def highlights(before, after):
 
 
 class DrawingPair:
-    """Two drawings shown side by side in a notebook (``.before`` and ``.after`` are the drawings)."""
+    """Two drawings side by side, as one SVG image (``.before`` and ``.after`` are the drawings)."""
+
+    GAP = 36  # points between the two drawings
+    MAX_WIDTH = 680  # points (about 900 pixels): wider pairs are scaled down to fit a notebook
 
     def __init__(self, before, after):
         self.before, self.after = before, after
@@ -36,15 +41,20 @@ class DrawingPair:
     def __repr__(self):
         return f"<before: {self.before.node_count} nodes, after: {self.after.node_count} nodes>"
 
-    def _repr_html_(self):
-        cells = "".join(f'<td style="vertical-align:top">{_inline_svg(drawing)}</td>' for drawing in (self.before, self.after))
-        return f"<table><tr>{cells}</tr></table>"
-
-
-def _inline_svg(drawing):
-    """The drawing's SVG without the XML prologue, so that it can sit inside HTML."""
-    svg = drawing._repr_image_svg_xml()
-    return svg[svg.index("<svg"):]
+    def _repr_svg_(self):
+        parts, x = [], 0.0
+        for drawing in (self.before, self.after):
+            svg = drawing.pipe(format="svg", encoding="utf-8")
+            svg = svg[svg.index("<svg"):]  # without the XML prologue and the graphviz version
+            width, height = (float(re.search(rf'{size}="([\d.]+)pt"', svg).group(1)) for size in ("width", "height"))
+            svg = re.sub(r'<svg width="[\d.]+pt" height="[\d.]+pt"', f'<svg x="{x:g}" y="0" width="{width:g}" height="{height:g}"', svg, count=1)
+            parts.append((svg, height))
+            x += width + self.GAP
+        width, height = x - self.GAP, max(h for _, h in parts)
+        scale = min(1.0, self.MAX_WIDTH / width)
+        return (f'<svg xmlns="http://www.w3.org/2000/svg" xmlns:xlink="http://www.w3.org/1999/xlink" width="{width * scale:.0f}pt" '
+                f'height="{height * scale:.0f}pt" viewBox="0 0 {width:g} {height:g}">\n'
+                + "\n".join(svg for svg, _ in parts) + "\n</svg>\n")
 
 
 def draw_pair(before, after, **options):

@@ -18,12 +18,14 @@ as ``ApplyAdam`` for the same reason) — unless an input might be a view of tha
 
 import itertools
 import linecache
+import math
 import re
 
 import numpy as np
 
 from ..autodiff import gradients
 from ..graph import Constant, Op, Variable, describe, role_scope, topological_sort
+from ..ops import Assign
 from .core import check_fetches, rebuild, rewrite
 
 BLOCK = 32768  # elements per block: 128 KiB of float32, so the blocks of a few buffers stay in a 512 KiB L2 cache
@@ -142,6 +144,8 @@ def part(x, rows, out):
 def room(value, *inputs):
     """The head's new array ``value`` as the output buffer — or, if broadcasting with ``inputs`` makes
     the result larger than it, a copy of it broadcast to the result's shape."""
+    if all(x.shape == value.shape for x in inputs):
+        return value
     shape = np.broadcast(value, *inputs).shape
     return value if shape == value.shape else np.broadcast_to(value, shape).copy()
 
@@ -178,18 +182,56 @@ def spans_rows(x, shape):
 def generate_kernel(group, arguments, name):
     """Python source of ``def name(x0, x1, ...)``: the value of ``group``'s root from ``arguments``.
 
-    The output buffer ``out`` is a new array, the head's own array, or the variable of an assign root.
-    Then, block by block, each op writes its value with ``out=`` into a buffer: ``o``, the block of the
-    output (``v``, the head's block, under an assign), or a temporary ``t0, t1, ...`` where an op has two
-    operands computed in the group. An op overwrites its first computed operand — the one above the head,
-    if any — so that the chain of values up to the root stays in the output buffer.
+    The output buffer ``out`` is a new array, the head's own array ``h``, or the variable of an assign
+    root. An output that may be large is computed block by block: ``o``, ``v`` and ``b0, b1, ...`` are then
+    the blocks of the output, of the head and of the inputs (see :func:`write_ops` for the ops' lines).
     """
-    root, members, head = group[-1], set(group), head_of(group)
+    root, head = group[-1], head_of(group)
     value = root.inputs[1] if root.op.mutates else root  # the value the elementwise ops compute
+    blocked = value.shape is None or None in value.shape or math.prod(value.shape) > BLOCKED_ABOVE
+    output = "o" if blocked else "out"
     parameter = {x: f"x{i}" for i, x in enumerate(arguments)}
-    block = {x: (f"b{i}" if spans_rows(x, value.shape) else f"x{i}") for i, x in enumerate(arguments)}
+    block = {x: (f"b{i}" if blocked and spans_rows(x, value.shape) else f"x{i}") for i, x in enumerate(arguments)}
     if root.op.mutates:
-        block[root.inputs[0]] = "o"  # the variable is the output
+        block[root.inputs[0]] = output  # the variable is the output
+    lines, temporaries, read = write_ops(group, block, output, head_buffer="v" if blocked else "h")
+    dtype = f"np.{value.dtype.name}"
+    enlarging = [parameter[x] for x in arguments if x in read and block[x] != output and may_enlarge(x, value.shape)]
+    prelude = [f"h = {head_name(head)}({', '.join(parameter[x] for x in head.inputs)})  # {head.op!r}"] if head else []
+    if root.op.mutates:
+        prelude.append("out = x0")
+    elif head:
+        prelude.append(f"out = room(h, {', '.join(enlarging)})" if enlarging else "out = h")
+    elif len(enlarging) == 1:
+        prelude.append(f"out = np.empty({enlarging[0]}.shape, {dtype})")
+    else:
+        shape = f"np.broadcast({', '.join(enlarging)}).shape" if enlarging else repr(value.shape)
+        prelude.append(f"out = np.empty({shape}, {dtype})")
+    body = [*[f"{t} = np.empty({output}.shape, {dtype})" for t in temporaries], *lines]
+    if blocked:
+        parts = [f"{block[x]} = part({parameter[x]}, rows, out)" for x in arguments if x in read and block[x].startswith("b")]
+        heads = ["v = h[rows]"] if root.op.mutates and head else []
+        body = ["for rows in blocks(out):", *[f"    {line}" for line in ["o = out[rows]", *heads, *parts, *body]]]
+    source = [f"def {name}({', '.join(parameter.values())}):",
+              f'    """{", ".join(node.op.name for node in group)} fused: the value of node {root.name!r}.',
+              "",
+              *[f"    {parameter[x]} = {describe_argument(x)}" for x in arguments],
+              '    """',
+              *[f"    {line}" for line in [*prelude, *body]],
+              "    return out"]
+    return "\n".join(source) + "\n"
+
+
+def write_ops(group, block, output, head_buffer):
+    """The lines that compute ``group``'s value into ``output``, the temporaries they use, and the inputs
+    they read (``block`` names each input, ``head_buffer`` the head's array).
+
+    Each op writes its value with ``out=`` into a buffer: the output, the head's array (under an assign),
+    or a temporary ``t0, t1, ...`` where an op has two operands computed in the group. An op overwrites its
+    first computed operand — the one above the head, if any — so that the chain of values up to the root
+    stays in the output buffer; a temporary is free again once its value is used.
+    """
+    members, head = set(group), head_of(group)
     above_head = set()
     for node in group:
         if node is head or any(x in above_head for x in node.inputs):
@@ -203,7 +245,6 @@ def generate_kernel(group, arguments, name):
         return free.pop()
 
     def compute(node, register):
-        """Append the lines that compute ``node`` into ``register``."""
         if node is head:
             return  # its array is the buffer behind the register
         operands = [x for x in dict.fromkeys(node.inputs) if x in members]
@@ -211,39 +252,31 @@ def generate_kernel(group, arguments, name):
         in_place = chain or (operands[0] if operands and not node.op.mutates else None)
         registers = {}
         for x in operands:
-            registers[x] = ("v" if node.op.mutates else register) if x is in_place else take()
+            registers[x] = (head_buffer if node.op.mutates else register) if x is in_place else take()
             compute(x, registers[x])
         read.update(x for x in node.inputs if x not in members)
         code = node.op.kernel.format(*(registers.get(x) or block[x] for x in node.inputs), out=register).split("\n")
         lines.extend([f"{code[0]}  # {node.name}", *code[1:]])
         free.extend(r for r in registers.values() if r != register and r.startswith("t"))  # temporaries only
 
-    compute(root, "o")
-    dtype = f"np.{value.dtype.name}"
-    enlarging = [parameter[x] for x in arguments if x in read and block[x] != "o" and may_enlarge(x, value.shape)]
-    prelude = [f"h = {head_name(head)}({', '.join(parameter[x] for x in head.inputs)})  # {head.op!r}"] if head else []
-    if root.op.mutates:
-        prelude.append("out = x0")
-    elif head:
-        prelude.append(f"out = room(h, {', '.join(enlarging)})" if enlarging else "out = h")
-    elif len(enlarging) == 1:
-        prelude.append(f"out = np.empty({enlarging[0]}.shape, {dtype})")
+    root = group[-1]
+    if writes_value_in_place(group, head):
+        compute(root.inputs[1], output)  # in the variable's own buffer: the assign has nothing left to copy
     else:
-        shape = f"np.broadcast({', '.join(enlarging)}).shape" if enlarging else repr(value.shape)
-        prelude.append(f"out = np.empty({shape}, {dtype})")
-    loop = ["o = out[rows]", *(["v = h[rows]"] if root.op.mutates and head else []),
-            *[f"{block[x]} = part({parameter[x]}, rows, out)" for x in arguments if x in read and block[x].startswith("b")],
-            *[f"{t} = np.empty(o.shape, {dtype})" for t in temporaries], *lines]
-    source = [f"def {name}({', '.join(parameter.values())}):",
-              f'    """{", ".join(node.op.name for node in group)} fused: the value of node {root.name!r}.',
-              "",
-              *[f"    {parameter[x]} = {describe_argument(x)}" for x in arguments],
-              '    """',
-              *[f"    {line}" for line in prelude],
-              "    for rows in blocks(out):",
-              *[f"        {line}" for line in loop],
-              "    return out"]
-    return "\n".join(source) + "\n"
+        compute(root, output)
+    return lines, temporaries, read
+
+
+def writes_value_in_place(group, head):
+    """True if ``group``'s root is a plain assign whose value can be computed in the variable's buffer:
+    only the first op computed reads the variable (and no head comes first)."""
+    root = group[-1]
+    if type(root.op) is not Assign or head is not None:
+        return False
+    first = root.inputs[1]
+    while operands := [x for x in first.inputs if x in group]:
+        first = operands[0]  # compute() starts with the first operand computed in the group
+    return all(node is first for node in group[:-1] if root.inputs[0] in node.inputs)
 
 
 def describe_argument(x):

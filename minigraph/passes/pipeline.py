@@ -8,7 +8,7 @@ from .cse import eliminate_common_subexpressions
 from .dead_code import eliminate_dead_code
 from .folding import fold_constants
 from .fusion import FusedElementwise, fuse_elementwise
-from .simplify import simplify
+from .algebra import simplify
 
 # Dead code first (less to look at); folding before simplify (``x * (2 - 1)`` needs ``2 - 1`` folded to
 # match ``x * 1``); CSE after both (their results may repeat each other), and before fusion, which must

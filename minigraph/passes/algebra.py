@@ -14,7 +14,8 @@ Every rule here is exact in real arithmetic. In floating point ``x + 0 -> x`` ke
 import numpy as np
 
 from ..graph import Constant, Node, role_scope
-from ..ops import Add, Div, Exp, Log, Mul, Neg, Reshape, Sub, Transpose, log_of_softmax, transpose
+from ..ops import (Add, Div, Exp, Log, Mul, Neg, Relu, ReluGrad, Reshape, Sub, SumTo, Transpose, log_of_softmax, reduce_sum, relu,
+                   relu_grad, transpose)
 from .core import check_fetches, rebuild, rewrite
 
 MAX_REWRITES_PER_NODE = 100  # a rule that keeps rewriting its own result is a bug, not a simplification
@@ -98,6 +99,26 @@ def log_of_softmax_rule(node):
     return log_of_softmax(node.inputs[0])
 
 
+def sum_to_as_reduce_sum(node):
+    """``sum_to(x, shape) -> reduce_sum(x, leading axes)`` when ``shape`` has no size-1 axis (a bias's
+    gradient): the axes are known from the static shapes, where ``sum_to`` works them out at every run."""
+    x, shape = node.inputs[0], node.op.shape
+    if shape is None or x.shape is None or 1 in shape:
+        return None
+    leading = tuple(range(len(x.shape) - len(shape)))
+    if not leading:
+        return x if fits(x, node) and sum(d is None for d in x.shape) <= 1 else None
+    return reduce_sum(x, leading)
+
+
+def relu_grad_of_relu(node):
+    """``relu_grad(g, x) -> relu_grad(g, relu(x))``: the same mask, since ``relu(x) > 0`` exactly where
+    ``x > 0``. Not simpler on its own: in a training step ``relu(x)`` is computed already (CSE merges the
+    two), and ``x``, often ``h @ W + b``, is then used by ``relu`` alone, so that it fuses into it."""
+    grad, x = node.inputs
+    return None if isinstance(x.op, Relu) else relu_grad(grad, relu(x))
+
+
 RULES = {
     Mul: [times_one],
     Add: [plus_zero],
@@ -107,6 +128,8 @@ RULES = {
     Transpose: [transpose_of_transpose],
     Reshape: [reshape_of_reshape],
     Log: [log_of_exp, log_of_softmax_rule],
+    ReluGrad: [relu_grad_of_relu],
+    SumTo: [sum_to_as_reduce_sum],
 }
 
 

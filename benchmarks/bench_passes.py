@@ -1,0 +1,96 @@
+"""What do chapter 05's graph passes buy? (A benchmark to run, not a test.)
+
+    OPENBLAS_NUM_THREADS=1 python benchmarks/bench_passes.py [--repeats 5] [--data-dir DIR]
+
+1. The Adam training step of a 784-128-10 MLP: its nodes as built and optimized, and the time of a step
+   at batch 16 with ``Session(optimize=True)`` against ``Session()``.
+2. One epoch of SGD on full MNIST for the 784-256-ReLU-10 MLP of ``bench_session.py``: optimized
+   minigraph against the same training written by hand in numpy (and minigraph as built).
+3. A chain of 5 elementwise ops on 4M float32 values: the fused kernel against the ops one by one (and
+   against the same expression in numpy, which reuses some temporaries by itself).
+
+Every comparison runs its contenders in one process, taking turns (``bench_session.time_epochs``), and
+reports the ratio of their median times, with the machine's load average: on a busy machine the ratios
+hold better than the times.
+"""
+
+import argparse
+import os
+import time
+
+import numpy as np
+
+import minigraph as mg
+from bench_session import BATCH, HIDDEN, minigraph_trainer, numpy_trainer, time_epochs, training_graph
+from minigraph.datasets import batches, load_mnist
+
+
+def adam_step(images, labels, repeats, clock, batch=16, steps=512):
+    sizes = [784, 128, 10]
+    x, y, variables, loss, step = training_graph(sizes, mg.optim.Adam(0.001))
+    built = len(mg.topological_sort([loss, step]))
+    optimized = len(mg.topological_sort(mg.passes.optimize([loss, step])))
+    print(f"\n1. Adam training step of a 784-128-10 MLP: {built} nodes as built, {optimized} optimized "
+          f"({1 - optimized / built:.0%} fewer)")
+    data = list(batches(images, labels, batch, rng=0))[:steps]
+    trainers = {"as built": minigraph_trainer(sizes, mg.optim.Adam(0.001)),
+                "optimized": minigraph_trainer(sizes, mg.optim.Adam(0.001), optimize=True)}
+    medians = time_epochs(trainers, data, repeats, clock=clock)
+    for name, seconds in medians.items():
+        print(f"  {name:10s} {seconds / len(data) * 1e6:7.0f} us per step (batch {batch}, median of {repeats} x {len(data)} steps)")
+    drift = max(float(np.abs(a - b).max()) for a, b in zip(trainers["as built"][1](), trainers["optimized"][1]()))
+    print(f"  optimized / as built = {medians['optimized'] / medians['as built']:.3f}   (target: at most 0.85)")
+    print(f"  max |weights(optimized) - weights(as built)|: {drift:.1e}")
+
+
+def sgd_epoch(images, labels, repeats, clock):
+    sizes = [784, HIDDEN, 10]
+    data = list(batches(images, labels, BATCH, rng=0))
+    trainers = {"numpy": numpy_trainer(sizes), "as built": minigraph_trainer(sizes),
+                "optimized": minigraph_trainer(sizes, optimize=True)}
+    medians = time_epochs(trainers, data, repeats, clock=clock)
+    print(f"\n2. SGD, MLP 784-{HIDDEN}-ReLU-10: one epoch, {len(data)} batches of {BATCH}, median of {repeats}")
+    for name, seconds in medians.items():
+        print(f"  {name:10s} {seconds:7.3f} s   / numpy = {seconds / medians['numpy']:.3f}")
+    print("  (target: optimized / numpy at most 1.00)")
+
+
+def elementwise_chain(repeats, clock, size=4_000_000, rounds=8):
+    x = mg.placeholder("x", (None,))
+    y = mg.relu((x * 0.5 + 1.0) * x - x)  # mul, add, mul, sub, relu
+    value = np.random.default_rng(0).standard_normal(size).astype(np.float32)
+    plain, fused = mg.Session(), mg.Session(optimize=True)
+    assert np.array_equal(plain.run(y, {x: value}), fused.run(y, {x: value}))
+
+    def runs(session):
+        return lambda data: [session.run(y, {x: v}) for v in data], None
+
+    trainers = {"op by op": runs(plain), "fused": runs(fused),
+                "numpy": (lambda data: [np.maximum((v * 0.5 + 1.0) * v - v, 0) for v in data], None)}
+    medians = time_epochs(trainers, [value] * rounds, repeats, chunk=1, clock=clock)
+    print(f"\n3. relu((x * 0.5 + 1) * x - x) on {size:,} float32 values, median of {repeats} x {rounds} runs")
+    for name, seconds in medians.items():
+        print(f"  {name:10s} {seconds / rounds * 1e3:7.2f} ms")
+    print(f"  op by op / fused = {medians['op by op'] / medians['fused']:.2f}   (target: at least 1.5)   "
+          f"numpy / fused = {medians['numpy'] / medians['fused']:.2f}")
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=5, help="rounds timed per contender (default 5)")
+    parser.add_argument("--data-dir", help="folder of the MNIST files (default: see minigraph.datasets)")
+    parser.add_argument("--cpu", action="store_true", help="time with this process's CPU time (time.process_time) "
+                        "instead of the wall clock: less disturbed by the other work of a busy machine")
+    args = parser.parse_args(argv)
+    clock = time.process_time if args.cpu else time.perf_counter
+    print(f"numpy {np.__version__}, OPENBLAS_NUM_THREADS={os.environ.get('OPENBLAS_NUM_THREADS', 'unset')}, "
+          f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}, clock: {clock.__name__}")
+    images, labels = load_mnist("train", data_dir=args.data_dir)
+    adam_step(images, labels, args.repeats, clock)
+    sgd_epoch(images, labels, args.repeats, clock)
+    elementwise_chain(args.repeats, clock)
+    print(f"\nload average at the end: {os.getloadavg()[0]:.1f}")
+
+
+if __name__ == "__main__":
+    main()
