@@ -33,7 +33,7 @@ class DrawingPair:
     """Two drawings side by side, as one SVG image (``.before`` and ``.after`` are the drawings)."""
 
     GAP = 36  # points between the two drawings
-    MAX_WIDTH = 680  # points (about 900 pixels): wider pairs are scaled down to fit a notebook
+    MAX_WIDTH = 600  # points (800 pixels): wider pairs are scaled down to fit in a notebook
 
     def __init__(self, before, after):
         self.before, self.after = before, after
