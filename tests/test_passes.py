@@ -287,6 +287,30 @@ def test_fusable_groups_are_single_consumer_trees_of_one_shape():
     assert passes.find_fusable_groups([y, u]) and all(u not in group[:-1] for group in passes.find_fusable_groups([y, u]))
 
 
+def test_fusion_takes_a_learners_groups_and_checks_them():
+    x = mg.placeholder("x", (None, 4))
+    u = x * 2.0
+    v = mg.tanh(u)
+    y = v + u  # u has two consumers
+    e = mg.exp(y)
+    z = e - 1.0
+    groups = passes.find_fusable_groups([z])
+    (by_default,) = passes.fuse_elementwise([z])
+    (by_learner,) = passes.fuse_elementwise([z], find_groups=lambda fetches: [list(g) for g in groups])
+    assert by_learner.op.source.replace(by_learner.name, "") == by_default.op.source.replace(by_default.name, "")
+    total = mg.reduce_sum(v)
+    bad = {"two or more nodes": [[z]], "two or more nodes that the fetches reach": [[u, mg.exp(x)]],
+           "each in one group only": [[e, z], [e, z]], "topological order": [[z, e]],
+           "is used outside the group": [[u, v, y]], "has no kernel": [[v, total]]}
+    for message, found in bad.items():
+        with pytest.raises(ValueError, match=f"fuse_elementwise: cannot fuse group .*{message}"):
+            passes.fuse_elementwise([z, total], find_groups=lambda f: found)
+    W = mg.Variable(np.ones((2, 2), np.float32), name="W")
+    swap = mg.assign(W, mg.transpose(W) * 2.0)
+    with pytest.raises(ValueError, match="writes <variable 'W'.* block by block but reads a view of it"):
+        passes.fuse_elementwise([swap], find_groups=lambda f: [[swap.inputs[1], swap]])
+
+
 def test_a_fused_kernel_is_generated_source_readable_from_the_node():
     x = mg.placeholder("x", (None, 4))
     b = mg.placeholder("b", (4,))
@@ -354,6 +378,10 @@ def test_fused_nodes_differentiate_like_the_ops_they_fused():
         np.testing.assert_allclose(g, e, rtol=1e-12)
     assert mg.Session().run(mg.jvp(total, [x], [np.ones((4, 3))]), feed) == pytest.approx(
         mg.Session().run(mg.jvp(mg.reduce_sum(y * weights), [x], [np.ones((4, 3))]), feed))
+    layer = mg.tanh(x @ mg.Variable(np.linspace(-1, 1, 6).reshape(3, 2), name="V") + 0.5)  # a matmul head
+    (fused_layer,) = passes.fuse_elementwise([layer])
+    assert fused_layer.op.name == "fused(matmul, add, tanh)"
+    check_gradients(mg.reduce_sum(fused_layer * weights), [x, fused_layer.inputs[1]], feed)
 
 
 def test_an_assign_joins_its_value_group_unless_an_input_is_a_view_of_its_variable():

@@ -62,10 +62,7 @@ def find_fusable_groups(fetches):
     last node, the root, is the only one used outside the group (groups of one node are left out)."""
     fetches = check_fetches(fetches, "find_fusable_groups")
     order = topological_sort(fetches)
-    consumers = {node: set() for node in order}
-    for node in order:
-        for x in node.inputs:
-            consumers[x].add(node)
+    consumers = consumers_of(order)
     fetched, root_of, groups, headed = set(fetches), {}, {}, set()
     for node in reversed(order):  # consumers before their inputs
         consumer = next(iter(consumers[node])) if len(consumers[node]) == 1 and node not in fetched else None
@@ -88,6 +85,56 @@ def find_fusable_groups(fetches):
         if len(group) > 1 and not reorders_a_read(group, views, writes):
             result.append(group)
     return result
+
+
+def consumers_of(order):
+    """For each node of ``order``: the set of nodes of ``order`` that use it as an input."""
+    consumers = {node: set() for node in order}
+    for node in order:
+        for x in node.inputs:
+            consumers[x].add(node)
+    return consumers
+
+
+def check_groups(groups, fetches):
+    """Raise a ``ValueError`` naming the first of ``groups`` (from a ``find_groups`` function) that
+    :func:`fuse_elementwise` cannot fuse safely — the conditions :func:`find_fusable_groups` keeps."""
+    order = topological_sort(fetches)
+    position, consumers, fetched = {node: i for i, node in enumerate(order)}, consumers_of(order), set(fetches)
+    views, writes = variables_read_and_written(order)
+    grouped = set()
+    for number, group in enumerate(groups):
+        group = list(group)
+        members, root = set(group), group[-1] if group else None
+        heads = [node for node in group if node.op.kernel is None]
+        if len(members) < 2 or len(members) != len(group) or members & grouped or not members <= position.keys():
+            problem = "a group is two or more nodes that the fetches reach, each in one group only"
+        elif [position[node] for node in group] != sorted(position[node] for node in group):
+            problem = "its nodes must be in topological order, the root last"
+        elif not can_fuse(root) or (root.op.stateful and not root.op.mutates):
+            problem = f"its root {root!r} has no kernel"
+        elif len(heads) > 1 or any(x in members for head in heads for x in head.inputs):
+            problem = "it may have one op without a kernel (a head), and only at the bottom"
+        else:
+            stranger = next((node for node in group[:-1] if not fits_inside(node, members, consumers, fetched)), None)
+            problem = stranger and f"{stranger!r} is used outside the group, or cannot be computed in its consumer's buffers"
+        if problem is None and root.op.mutates and reads_a_view_of(group, root.inputs[0], views):
+            problem = f"it writes {root.inputs[0]!r} block by block but reads a view of it"
+        if problem is None and reorders_a_read(group, views, writes):
+            problem = "a read of a variable would move after an assign to it"
+        if problem:
+            names = ", ".join(getattr(node, "name", repr(node)) for node in group)
+            raise ValueError(f"fuse_elementwise: cannot fuse group {number} ({names}): {problem}")
+        grouped |= members
+
+
+def fits_inside(node, members, consumers, fetched):
+    """True if ``node``, a member of a group other than its root, can be computed inside the group: it is not
+    fetched, its one consumer is a member, and it can join it (as an elementwise op or as a head)."""
+    if node in fetched or len(consumers[node]) != 1 or not consumers[node] <= members:
+        return False
+    consumer = next(iter(consumers[node]))
+    return can_join(node, consumer) if node.op.kernel is not None else can_head(node, consumer)
 
 
 def variables_read_and_written(order):
@@ -355,10 +402,13 @@ class FusedElementwise(Op):
         return rewrite(grads, lambda n, inputs: node if n is value else rebuild(n, inputs))
 
 
-def fuse_elementwise(fetches):
-    """The fetches, with each group of :func:`find_fusable_groups` replaced by one fused node."""
+def fuse_elementwise(fetches, find_groups=None):
+    """The fetches, with each group found by ``find_groups(fetches) -> list of groups`` (default
+    :func:`find_fusable_groups`) replaced by one fused node; the groups are checked first."""
     fetches = check_fetches(fetches, "fuse_elementwise")
-    groups = {group[-1]: group for group in find_fusable_groups(fetches)}
+    found = (find_groups or find_fusable_groups)(fetches)
+    check_groups(found, fetches)
+    groups = {group[-1]: list(group) for group in found}
     new = {}
 
     def replace(node, inputs):
