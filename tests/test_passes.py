@@ -73,6 +73,8 @@ def test_optimize_checks_each_pass_result_and_reports_what_changed():
         passes.optimize([loss, step], passes=[short_pass])
     with pytest.raises(ValueError, match="a pass must keep each fetch's dtype and shape"):
         passes.optimize([loss, step], passes=[lambda fetches: [fetches[1], fetches[0]]])
+    with pytest.raises(ValueError, match="returned a graph with <placeholder 'x'.* must stay the same objects"):
+        passes.optimize([loss, step], passes=[lambda fetches: [mg.reduce_mean(mg.placeholder("x", (3,))), fetches[1]]])
     optimized, report = passes.optimize([loss, step], report=True)
     rows = {row["pass"]: row for row in report.rows}
     assert [row["pass"] for row in report.rows] == ["(as built)"] + [p.__name__ for p in passes.DEFAULT_PASSES]

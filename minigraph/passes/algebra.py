@@ -4,11 +4,12 @@
 of that type (whose inputs are already simplified), it returns a node that computes the same value — an
 existing node, or one it builds — or ``None`` when it does not apply. The replacement must have the node's
 dtype and static shape: ``x * ones((3, 4))`` is not ``x`` when ``x`` has shape ``(4,)``, so each rule
-checks that with :func:`fits`. To add a rule: ``RULES[mg.ops.Relu].append(relu_of_relu)``.
+checks that with :func:`fits`. To add a rule: ``RULES.setdefault(mg.ops.Relu, []).append(relu_of_relu)``.
 
-Every rule here is exact in real arithmetic. In floating point ``x + 0 -> x`` keeps the sign of a zero
-(``-0.0 + 0 = +0.0``), and ``log(exp(x)) -> x`` removes two roundings and an overflow (``exp(100)`` is
-``inf`` in float32); the others give the same bits.
+Every rule here is exact in real arithmetic, and most give the same bits. Three do not: ``x + 0 -> x``
+returns ``-0.0`` where ``-0.0 + 0`` gave ``+0.0``; ``log(exp(x)) -> x`` and ``log(softmax(z)) ->
+log_softmax(z)`` remove roundings, and overflows (``exp(100)`` is ``inf`` in float32). The last two rules
+do not simplify by themselves: they rewrite a graph so that fusion can do more.
 """
 
 import numpy as np
@@ -107,7 +108,7 @@ def sum_to_as_reduce_sum(node):
         return None
     leading = tuple(range(len(x.shape) - len(shape)))
     if not leading:
-        return x if fits(x, node) and sum(d is None for d in x.shape) <= 1 else None
+        return x if fits(x, node) else None  # the same shape, fully known: nothing to sum
     return reduce_sum(x, leading)
 
 

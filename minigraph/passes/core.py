@@ -6,7 +6,7 @@ consumers of the new node, their consumers, up to the fetches. :func:`rewrite` d
 every pass: it visits the nodes in topological order, so each node sees its inputs already rewritten.
 """
 
-from ..graph import Node, make_node, role_scope, shapes_compatible, topological_sort
+from ..graph import Node, Placeholder, Variable, make_node, role_scope, shapes_compatible, topological_sort
 
 
 def check_fetches(fetches, pass_name):
@@ -32,6 +32,12 @@ def check_result(fetches, result, pass_name):
         if after.dtype != before.dtype or not shapes_compatible(after.shape, before.shape):
             raise ValueError(f"{pass_name} replaced fetch {position} {before!r} by {after!r}: a pass must keep "
                              "each fetch's dtype and shape")
+    sources = {node for node in topological_sort(fetches) if isinstance(node, (Placeholder, Variable))}
+    for node in topological_sort(result):
+        if isinstance(node, (Placeholder, Variable)) and node not in sources:
+            raise ValueError(f"{pass_name} returned a graph with {node!r}, which the graph it was given does not "
+                             "have: placeholders and variables must stay the same objects (feeds and a Session's "
+                             "values are keyed by them)")
     return list(result)
 
 
