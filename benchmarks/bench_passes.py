@@ -21,7 +21,7 @@ import time
 import numpy as np
 
 import minigraph as mg
-from bench_session import BATCH, HIDDEN, minigraph_trainer, numpy_trainer, time_epochs, training_graph
+from bench_session import BATCH, HIDDEN, conditions, minigraph_trainer, numpy_trainer, time_epochs, training_graph
 from minigraph.datasets import batches, load_mnist
 
 
@@ -33,8 +33,8 @@ def adam_step(images, labels, repeats, clock, batch=16, steps=512):
     print(f"\n1. Adam training step of a 784-128-10 MLP: {built} nodes as built, {optimized} optimized "
           f"({1 - optimized / built:.0%} fewer)")
     data = list(batches(images, labels, batch, rng=0))[:steps]
-    trainers = {"as built": minigraph_trainer(sizes, mg.optim.Adam(0.001)),
-                "optimized": minigraph_trainer(sizes, mg.optim.Adam(0.001), optimize=True)}
+    trainers = {"as built": minigraph_trainer(sizes, optimizer=mg.optim.Adam(0.001)),
+                "optimized": minigraph_trainer(sizes, optimizer=mg.optim.Adam(0.001), optimize=True)}
     medians = time_epochs(trainers, data, repeats, clock=clock)
     for name, seconds in medians.items():
         print(f"  {name:10s} {seconds / len(data) * 1e6:7.0f} us per step (batch {batch}, median of {repeats} x {len(data)} steps)")
@@ -83,8 +83,7 @@ def main(argv=None):
                         "instead of the wall clock: less disturbed by the other work of a busy machine")
     args = parser.parse_args(argv)
     clock = time.process_time if args.cpu else time.perf_counter
-    print(f"numpy {np.__version__}, OPENBLAS_NUM_THREADS={os.environ.get('OPENBLAS_NUM_THREADS', 'unset')}, "
-          f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}, clock: {clock.__name__}")
+    print(f"{conditions()}, clock: {clock.__name__}")
     images, labels = load_mnist("train", data_dir=args.data_dir)
     adam_step(images, labels, args.repeats, clock)
     sgd_epoch(images, labels, args.repeats, clock)

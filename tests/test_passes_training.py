@@ -124,3 +124,14 @@ def test_assign_ops_reading_and_writing_variables_in_one_run_behave_as_before():
     for plain_run, optimized_run in zip(*results):
         for plain_value, optimized_value in zip(plain_run, optimized_run):
             assert (plain_value is None and optimized_value is None) or np.array_equal(plain_value, optimized_value)
+
+
+def test_optimized_graphs_follow_any_memory_plan(subset):
+    """Chapter 06's planner frees and reuses the buffers of the optimized graph too: the same training."""
+    runs = []
+    for memory in ("naive", "plan"):
+        (loss, step), feed_of = mlp(lambda: mg.optim.Adam(0.001))()
+        sess = mg.Session(optimize=True, memory=memory)
+        losses = [sess.run([loss, step], feed_of(images, labels))[0] for images, labels in batches(*subset, BATCH, rng=0)]
+        runs.append((losses, sess.run([n for n in mg.topological_sort([step]) if isinstance(n, mg.Variable)])))
+    assert runs[0][0] == runs[1][0] and all(np.array_equal(a, b) for a, b in zip(runs[0][1], runs[1][1]))
