@@ -45,7 +45,7 @@ ALL_PASSES = [passes.eliminate_dead_code, passes.fold_constants, passes.simplify
 def test_a_pass_refuses_what_is_not_a_list_of_nodes(graph_pass):
     x = mg.placeholder("x", (3,))
     name = graph_pass.__name__
-    with pytest.raises(TypeError, match=rf"{name} takes a list of nodes, not a single node: write {name}\(\[x\]\)"):
+    with pytest.raises(TypeError, match=rf"{name} takes a list of nodes, not a node: write {name}\(\[x\]\)"):
         graph_pass(x)
     with pytest.raises(TypeError, match=f"{name} takes a list of nodes, got a dict"):
         graph_pass({"x": x})
@@ -78,12 +78,12 @@ def test_optimize_checks_each_pass_result_and_reports_what_changed():
     optimized, report = passes.optimize([loss, step], report=True)
     rows = {row["pass"]: row for row in report.rows}
     assert [row["pass"] for row in report.rows] == ["(as built)"] + [p.__name__ for p in passes.DEFAULT_PASSES]
-    assert rows["(as built)"]["nodes"] == 165 and rows["eliminate_common_subexpressions"]["nodes"] == 114
+    assert rows["(as built)"]["nodes"] == 157 and rows["eliminate_common_subexpressions"]["nodes"] == 110
     assert rows["simplify"]["change"] == {"relu": 1, "reduce_sum": 2, "sum_to": -2}  # CSE merges relu with the forward one
-    assert rows["eliminate_common_subexpressions"]["change"] == {"constant": -33, "exp": -6, "mul": -6, "sub": -6, "relu": -1}
+    assert rows["eliminate_common_subexpressions"]["change"] == {"constant": -35, "power": -6, "sub": -6, "relu": -1}
     assert rows["fuse_elementwise"]["change"]["fused"] > 10 and rows["fuse_elementwise"]["nodes"] == len(nodes_of(optimized))
-    assert re.search(r"\neliminate_common_subexpressions +114 +90   -33 constant, -6 exp, -6 mul, -6 sub, -1 relu\n", repr(report))
-    assert len(nodes_of(optimized)) <= 0.75 * 165
+    assert re.search(r"\neliminate_common_subexpressions +110 +88   -35 constant, -6 power, -6 sub, -1 relu\n", repr(report))
+    assert len(nodes_of(optimized)) <= 0.75 * 157
 
 
 def short_pass(fetches):
@@ -133,7 +133,7 @@ def test_folding_leaves_an_error_to_the_run_that_names_the_node():
     loss = mg.softmax_cross_entropy(mg.constant(np.zeros((1, 3), np.float32)), labels)
     (same,) = passes.fold_constants([loss])
     assert same is loss
-    with pytest.raises(IndexError):
+    with pytest.raises(ValueError, match="labels must lie in"):
         mg.Session().run(same)
 
 

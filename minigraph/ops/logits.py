@@ -219,7 +219,8 @@ def log_softmax(x, axis=-1, name=None):
 
 
 def log_of_softmax(x, name=None):
-    """``log_softmax(z)`` if ``x`` is ``softmax(z)`` (the stable form of ``log(x)``), else ``None``."""
+    """The stable form of ``log(x)``, ``log_softmax(z)``, if ``x`` is ``softmax(z)``; else
+    ``None``."""
     if isinstance(x, Node) and isinstance(x.op, Softmax):
         return log_softmax(x.inputs[0], axis=x.op.axis, name=name)
     return None

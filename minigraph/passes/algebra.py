@@ -33,8 +33,9 @@ def is_filled_with(node, number):
 
 
 def identity_operand(node, neutral, sides=(0, 1)):
-    """For ``a op b``: the operand that ``node`` equals when the other, at a position in ``sides``, is a
-    constant full of ``neutral`` (``x * 1``, ``1 * x``, ``x - 0``, ...), or ``None``."""
+    """For ``a op b``: the operand that ``node`` equals when the other, at a position in
+    ``sides``, is a constant full of ``neutral`` (``x * 1``, ``1 * x``, ``x - 0``, ...), or
+    ``None``."""
     a, b = node.inputs
     if 1 in sides and is_filled_with(b, neutral) and fits(a, node):
         return a
@@ -70,7 +71,8 @@ def double_negation(node):
 
 
 def transpose_of_transpose(node):
-    """``transpose(transpose(x, p), q) -> transpose(x, p∘q)``, and ``-> x`` when ``p∘q`` is the identity."""
+    """``transpose(transpose(x, p), q) -> transpose(x, p∘q)``, or just ``x`` when ``p∘q`` leaves
+    every axis in place."""
     (inner,) = node.inputs
     if not isinstance(inner.op, Transpose) or inner.shape is None:
         return None

@@ -12,7 +12,7 @@ from ..graph import Node, Placeholder, Variable, make_node, role_scope, shapes_c
 def check_fetches(fetches, pass_name):
     """``fetches`` as a list of nodes, or a ``TypeError`` that says what ``pass_name`` was given instead."""
     if isinstance(fetches, Node):
-        raise TypeError(f"{pass_name} takes a list of nodes, not a single node: write {pass_name}([{fetches.name}])")
+        raise TypeError(f"{pass_name} takes a list of nodes, not a node: write {pass_name}([{fetches.name}])")
     if not isinstance(fetches, (list, tuple)):
         raise TypeError(f"{pass_name} takes a list of nodes, got a {type(fetches).__name__}")
     for position, fetch in enumerate(fetches):
@@ -42,8 +42,9 @@ def check_result(fetches, result, pass_name):
 
 
 def rebuild(node, inputs):
-    """``node`` itself if ``inputs`` are its own inputs, else the same op applied to ``inputs`` (the same
-    name and role). Sources have no inputs, so placeholders, variables and constants are always kept."""
+    """``node`` itself if ``inputs`` are its own inputs, else the same op applied to ``inputs``
+    (the same name and role). Sources have no inputs, so placeholders, variables and constants
+    are always kept."""
     if len(inputs) == len(node.inputs) and all(a is b for a, b in zip(inputs, node.inputs)):
         return node
     with role_scope(node.role):
@@ -51,12 +52,13 @@ def rebuild(node, inputs):
 
 
 def rewrite(fetches, replace):
-    """Rebuild the graph of ``fetches`` bottom-up; returns the new fetches (a list, in the same order).
+    """Rebuild the graph of ``fetches`` bottom-up; returns the new fetches (a list, in the same
+    order).
 
-    ``replace(node, inputs) -> node`` is called once per node, in topological order, with ``inputs`` the
-    node's inputs as already rewritten; it returns the node to use in its place — ``rebuild(node, inputs)``
-    to change nothing but the inputs. Nodes that nothing changed stay the same objects.
-    """
+    ``replace(node, inputs) -> node`` is called once per node, in topological order, with
+    ``inputs`` the node's inputs as already rewritten; it returns the node to use in its place —
+    ``rebuild(node, inputs)`` to change nothing but the inputs. Nodes that nothing changed stay
+    the same objects."""
     new = {}
     for node in topological_sort(fetches):
         new[node] = replace(node, [new[x] for x in node.inputs])

@@ -36,7 +36,7 @@ def node_key(node):
     if not node.inputs or node.op.stateful:
         return None
     parameters = tuple(sorted((name, value_key(value)) for name, value in node.attrs.items()))
-    return (type(node.op), parameters, node.inputs)  # the inputs are nodes, compared by identity
+    return (type(node.op), parameters, node.inputs)  # nodes, compared by identity
 
 
 def eliminate_common_subexpressions(fetches):

@@ -10,12 +10,14 @@ from .core import check_fetches, rebuild, rewrite
 
 
 def fold_constants(fetches):
-    """The fetches, with every pure op node whose inputs are all constants replaced by a constant."""
+    """The fetches, with every pure op node whose inputs are all constants replaced by a
+    constant."""
     fetches = check_fetches(fetches, "fold_constants")
 
     def replace(node, inputs):
         node = rebuild(node, inputs)
-        if not inputs or node.op.stateful or node.dtype is None or not all(isinstance(x, Constant) for x in inputs):
+        constant_inputs = inputs and all(isinstance(x, Constant) for x in inputs)
+        if not constant_inputs or node.op.stateful or node.dtype is None:
             return node
         try:
             value = node.op.compute(node, [x.constant for x in inputs])

@@ -58,14 +58,16 @@ def can_head(node, consumer):
 
 
 def find_fusable_groups(fetches):
-    """The groups of nodes that :func:`fuse_elementwise` fuses, each a list in topological order whose
-    last node, the root, is the only one used outside the group (groups of one node are left out)."""
+    """The groups of nodes that :func:`fuse_elementwise` fuses, each a list in topological order
+    whose last node, the root, is the only one used outside the group (groups of one node are
+    left out)."""
     fetches = check_fetches(fetches, "find_fusable_groups")
     order = topological_sort(fetches)
     consumers = consumers_of(order)
     fetched, root_of, groups, headed = set(fetches), {}, {}, set()
     for node in reversed(order):  # consumers before their inputs
-        consumer = next(iter(consumers[node])) if len(consumers[node]) == 1 and node not in fetched else None
+        only_consumer = len(consumers[node]) == 1 and node not in fetched
+        consumer = next(iter(consumers[node])) if only_consumer else None
         root = root_of.get(consumer)
         if root is not None and can_fuse(node) and can_join(node, consumer):
             root_of[node] = root
@@ -81,7 +83,7 @@ def find_fusable_groups(fetches):
     for root, group in groups.items():
         group.reverse()  # into topological order, root last
         if root.op.mutates and reads_a_view_of(group, root.inputs[0], views):
-            group.pop()  # block by block, a block of the variable would be written before another is read
+            group.pop()  # a block of the variable would be written before another block is read
         if len(group) > 1 and not reorders_a_read(group, views, writes):
             result.append(group)
     return result
@@ -161,9 +163,9 @@ def reads_a_view_of(group, variable, views):
 
 
 def reorders_a_read(group, views, writes):
-    """True if fusing would move a read of a variable after an assign to it: the executor runs a node
-    that reads ``v`` before the assigns to ``v`` unless it depends on one — and the fused node would
-    depend on every assign that any of its members depends on."""
+    """True if fusing would move a read of a variable after an assign to it: the executor runs a
+    node that reads ``v`` before the assigns to ``v`` unless it depends on one — and the fused
+    node would depend on every assign that any of its members depends on."""
     written = set().union(*(writes[x] for x in outside_inputs(group)))
     return any(views[x] & written - writes[node] for node in group for x in node.inputs if x not in group)
 
@@ -172,8 +174,8 @@ def reorders_a_read(group, views, writes):
 
 
 def blocks(out):
-    """Index slices cutting ``out`` into blocks of about BLOCK elements along its first axis — or one
-    block, ``...``, when ``out`` is small enough to stay in the cache anyway."""
+    """Index slices cutting ``out`` into blocks of about BLOCK elements along its first axis —
+    or one block, ``...``, when ``out`` is small enough to stay in the cache anyway."""
     if out.ndim == 0 or out.size <= BLOCKED_ABOVE:
         return [...]
     rows = max(1, BLOCK * out.shape[0] // out.size)
@@ -181,8 +183,8 @@ def blocks(out):
 
 
 def part(x, rows, out):
-    """The block ``rows`` of an input ``x``: sliced where ``x`` spans ``out``'s first axis, else all of
-    ``x``, which broadcasts (a bias, a scalar)."""
+    """The block ``rows`` of an input ``x``: sliced where ``x`` spans ``out``'s first axis, else
+    all of ``x``, which broadcasts (a bias, a scalar)."""
     if rows is Ellipsis or x.ndim < out.ndim or x.shape[0] == 1:
         return x
     return x[rows]

@@ -17,11 +17,12 @@ DEFAULT_PASSES = (eliminate_dead_code, fold_constants, simplify, eliminate_commo
 
 
 def optimize(fetches, passes=None, report=False):
-    """The fetches rewritten by each of ``passes`` in turn (default :data:`DEFAULT_PASSES`) — a pass itself.
+    """The fetches rewritten by each of ``passes`` in turn (default :data:`DEFAULT_PASSES`) — a
+    pass itself.
 
-    Each pass's result is checked (one node per fetch, same dtypes and shapes). ``report=True`` returns
-    ``(fetches, report)``, a :class:`Report` of the nodes before and after each pass and what it changed.
-    """
+    Each pass's result is checked (one node per fetch, same dtypes and shapes). ``report=True``
+    returns ``(fetches, report)``, a :class:`Report` of the nodes before and after each pass and
+    what it changed."""
     fetches = check_fetches(fetches, "optimize")
     table = Report(fetches) if report else None
     for graph_pass in DEFAULT_PASSES if passes is None else passes:
@@ -62,6 +63,19 @@ class Report:
         lines = [f"{'pass':34}{'nodes':>6}{'ops':>6}   change by kind of node"]
         for row in self.rows:
             change = sorted(row["change"].items(), key=lambda item: (item[1] > 0, -abs(item[1]), item[0]))
-            text = ", ".join(f"{n:+d} {k}" for k, n in change) or "-"
-            lines.append(f"{row['pass']:34}{row['nodes']:6}{row['ops']:6}   {text}")
+            wrapped = packed([f"{n:+d} {k}" for k, n in change] or ["-"], 51)  # fits 100 columns
+            lines.append(f"{row['pass']:34}{row['nodes']:6}{row['ops']:6}   {wrapped[0]}")
+            lines += [" " * 49 + more for more in wrapped[1:]]
         return "\n".join(lines)
+
+
+def packed(items, width):
+    """``items`` joined by commas into lines of at most about ``width`` characters."""
+    lines = [items[0]]
+    for item in items[1:]:
+        if len(lines[-1]) + 2 + len(item) > width:
+            lines[-1] += ","
+            lines.append(item)
+        else:
+            lines[-1] += f", {item}"
+    return lines
