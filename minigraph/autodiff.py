@@ -59,7 +59,7 @@ def gradient_rule(op):
 # ---------------------------------------------------------------------------------------------- reverse mode
 
 
-def gradients(y, xs, grad_y=None):
+def gradients(y, xs, grad_y=None, checkpoints=None):
     """Nodes for ``dy/dx`` for each ``x`` in ``xs`` (reverse-mode autodiff as a graph
     transformation).
 
@@ -67,8 +67,14 @@ def gradients(y, xs, grad_y=None):
     with ``grad_y`` (shaped like ``y``) if given. ``xs`` is a list (a list is returned) or a
     single node (a node is returned); an ``x`` that ``y`` does not depend on gets
     ``zeros_like(x)``. New nodes have ``role == "gradient"``. Gradient rules are looked up with
-    :func:`gradient_rule`.
+    :func:`gradient_rule`. ``checkpoints`` (``"sqrt"`` or a list of nodes) keeps only those
+    forward values for the backward pass and recomputes the others: chapter 06's
+    :func:`minigraph.memory.checkpointed_gradients`.
     """
+    if checkpoints is not None:
+        from .memory import checkpointed_gradients  # imported here: memory is built on this module
+
+        return checkpointed_gradients(y, xs, checkpoints, grad_y)
     single = isinstance(xs, Node)
     xs = [xs] if single else list(xs)
     _check_differentiable(y, xs)

@@ -419,7 +419,8 @@ def sqrt_checkpoints(y):
 
 def checkpointed_gradients(y, xs, checkpoints="sqrt", grad_y=None):
     """:func:`minigraph.gradients` that keep only ``checkpoints`` of the forward pass for the backward pass
-    and recompute the other values it needs (Chen, Xu, Zhang and Guestrin, 2016).
+    and recompute the other values it needs (Chen, Xu, Zhang and Guestrin, 2016); what
+    ``mg.gradients(y, xs, checkpoints=...)`` calls.
 
     ``checkpoints``: ``"sqrt"`` (about √n of them, :func:`sqrt_checkpoints`), a list of op nodes ``y``
     depends on, or ``None`` (plain ``gradients``). Values no checkpoint depends on (the top segment) and
@@ -432,7 +433,9 @@ def checkpointed_gradients(y, xs, checkpoints="sqrt", grad_y=None):
     if checkpoints is None:
         return gradients(y, xs, grad_y)
     forward = topological_sort([y])
-    kept = _checked_checkpoints(y, forward, sqrt_checkpoints(y) if checkpoints == "sqrt" else checkpoints)
+    if isinstance(checkpoints, str) and checkpoints == "sqrt":
+        checkpoints = sqrt_checkpoints(y)
+    kept = _checked_checkpoints(y, forward, checkpoints)
     below_kept = set(topological_sort(list(kept))) if kept else set()
     recomputed = {n for n in below_kept if n.inputs and n not in kept and not (n.op.stateful or n.op.mutates)}
     position = {node: index for index, node in enumerate(forward)}

@@ -401,7 +401,7 @@ def test_checkpointed_gradients_equal_plain_ones_bit_for_bit(kind):
     x, layers, loss, variables, feed = deep_mlp(9, activation=activation, residual=kind == "residual")
     plain = mg.Session().run(mg.gradients(loss, variables + [x]), feed)
     for checkpoints in ["sqrt", layers[2:7:2], [layers[0]], layers[:-1]]:
-        grads = checkpointed_gradients(loss, variables + [x], checkpoints)
+        grads = mg.gradients(loss, variables + [x], checkpoints=checkpoints)
         if checkpoints == "sqrt" or len(checkpoints) == 3:  # segments of several layers: recomputed
             assert any(node.role == "recompute" for node in mg.topological_sort(grads))
         for sort in (None, memory_order):
@@ -457,21 +457,35 @@ def test_sqrt_picks_about_sqrt_n_checkpoints_along_the_longest_chain():
     assert sqrt_checkpoints(x) == []
 
 
-def test_bad_checkpoints_are_clear_errors():
+def test_mg_gradients_checkpoints_delegates_to_checkpointed_gradients():
+    x, layers, loss, variables, feed = deep_mlp(9)
+    for checkpoints in ("sqrt", layers[2:7:2], tuple(layers[2:7:2])):
+        through_gradients = mg.gradients(loss, variables[0], checkpoints=checkpoints)
+        direct = checkpointed_gradients(loss, variables[0], checkpoints)
+        assert through_gradients.role == "gradient" and same_bits(*mg.Session().run([through_gradients, direct], feed))
+        assert any(node.role == "recompute" for node in mg.topological_sort(through_gradients))
+    plain = mg.gradients(loss, variables, checkpoints=None)
+    assert not any(node.role == "recompute" for node in mg.topological_sort(plain))
+
+
+@pytest.mark.parametrize("differentiate", [checkpointed_gradients,
+                                           lambda y, xs, checkpoints: mg.gradients(y, xs, checkpoints=checkpoints)])
+def test_bad_checkpoints_are_clear_errors(differentiate):
     x, layers, loss, variables, feed = deep_mlp(3)
     elsewhere = mg.tanh(mg.placeholder("other", (None, 8)), name="elsewhere")
     cases = [
         ("cbrt", TypeError, "checkpoints must be None, 'sqrt' or a list of nodes, not 'cbrt'"),
         (layers[0], TypeError, "checkpoints must be None, 'sqrt' or a list of nodes"),
         (3, TypeError, "checkpoints must be None, 'sqrt' or a list of nodes, not 3"),
+        (True, TypeError, "checkpoints must be None, 'sqrt' or a list of nodes, not True"),
         ([layers[0], "h"], TypeError, "checkpoint 1 is a str, not a Node"),
         ([elsewhere], ValueError, r"checkpoint tanh node 'elsewhere' \(None, 8\) is not on the way to y"),
         ([variables[0]], ValueError, r"is a source: placeholders, Variables and constants are always kept"),
     ]
     for checkpoints, error, message in cases:
         with pytest.raises(error, match=message):
-            checkpointed_gradients(loss, variables, checkpoints)
-    assert checkpointed_gradients(loss, variables[0], None).role == "gradient"
+            differentiate(loss, variables, checkpoints)
+    assert differentiate(loss, variables[0], None).role == "gradient"
 
 
 # ---------------------------------------------------------------------------------------------- measured peaks
