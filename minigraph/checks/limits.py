@@ -52,7 +52,8 @@ class UnavailableFunction(Exception):
 
 def public_name(function):
     """How a learner reaches ``function``: ``mg.topological_sort``, ``mg.Session.run``, ``mg.ops.Mul.gradient``
-    (a method is named after the class that defines it, or after a public class that inherits it)."""
+    (a method is named after the class that defines it, or after a public class that inherits it; a constructor,
+    ``__init__``, after its class: ``mg.Executor``)."""
     modules = sorted((name for name in sys.modules if name == "minigraph" or name.startswith("minigraph.")),
                      key=lambda name: (name.count("."), name))
     public = [("mg" + module_name[len("minigraph"):], name, value) for module_name in modules
@@ -66,7 +67,7 @@ def public_name(function):
                 continue
             found = getattr(value, function.__name__, None) if inherited else vars(value).get(function.__name__)
             if found is function:
-                return f"{shown}.{name}.{function.__name__}"
+                return f"{shown}.{name}" + ("" if function.__name__ == "__init__" else f".{function.__name__}")
     return f"{function.__module__}.{function.__qualname__}"
 
 
