@@ -72,8 +72,9 @@ def bases(order):
 
 
 def liveness(order, fetches):
-    """``{value: (born, dies)}`` for the values the planner owns: the step that computes the value, and the
-    last step that reads it or a view of it — ``len(order)`` if it (or a view of it) is fetched."""
+    """``{value: (born, dies)}`` for the values the planner owns: the step that computes the
+    value, and the last step that reads it or a view of it — ``len(order)`` if it (or a view
+    of it) is fetched."""
     base = bases(order)
     lifetime = {}
     for step, node in enumerate(order):
@@ -97,28 +98,32 @@ def has_fixed_shape(node):
 
 
 def can_overwrite(node, x, step, lifetime, base):
-    """True if ``node``, at ``step``, may write its result over its input ``x`` (in place): ``x`` is an array
-    the planner owns (not a view, not a Variable's) that dies here — no later reader, not fetched — has
-    ``node``'s dtype and, provably, its shape, and is not read through another input that is a view of it."""
+    """True if ``node``, at ``step``, may write its result over its input ``x`` (in place):
+    ``x`` is an array the planner owns (not a view, not a Variable's) that dies here — no later
+    reader, not fetched — has ``node``'s dtype and, provably, its shape, and is not read through
+    another input that is a view of it."""
     return (node.op.in_place and base[x] is x and lifetime[x][1] == step and x.dtype == node.dtype
             and x.shape is not None and len(x.shape) > 0 and broadcast_keeps_shape(x, node)
             and all(other is x or base[other] is not x for other in node.inputs))
 
 
 def plan_memory(order, fetches):
-    """The default planner (``memory="plan"``): every value is released after its last reader, and a value
-    takes the buffer of an input that dies at its step (in place) or, failing that, the most recently
-    released buffer of the same fixed shape and dtype (co-sharing), when its op can write into one.
-    Greedy, one pass over the steps, as NNVM's memory planner does."""
+    """The default planner (``memory="plan"``): every value is released after its last reader,
+    and a value takes the buffer of an input that dies at its step (in place) or, failing that,
+    the most recently released buffer of the same fixed shape and dtype (co-sharing), when its
+    op can write into one. Greedy, one pass over the steps, as NNVM's memory planner does."""
     lifetime, base = liveness(order, fetches), bases(order)
     dying = defaultdict(list)
     for value, (born, dies) in lifetime.items():
         dying[dies].append(value)
-    buffer, holder, released = {}, [], defaultdict(list)  # holder[id]: its latest value; released[(shape, dtype)]: ids
+    buffer, holder = {}, []  # holder[buffer]: the value in it now
+    released = defaultdict(list)  # (shape, dtype) -> released buffers
     for step, node in enumerate(order):
         if node in lifetime:
-            dead_input = next((x for x in node.inputs if can_overwrite(node, x, step, lifetime, base)), None)
-            pool = released[node.shape, node.dtype] if node.op.writes_into and has_fixed_shape(node) else []
+            dead_input = next((x for x in node.inputs
+                               if can_overwrite(node, x, step, lifetime, base)), None)
+            reusable = node.op.writes_into and has_fixed_shape(node)
+            pool = released[node.shape, node.dtype] if reusable else []
             if dead_input is not None:
                 buffer[node] = buffer[dead_input]
             elif pool:
@@ -127,8 +132,8 @@ def plan_memory(order, fetches):
                 buffer[node] = len(holder)
                 holder.append(None)
             holder[buffer[node]] = node
-        for value in dying[step]:
-            if holder[buffer[value]] is value and has_fixed_shape(value):  # not taken over at this very step
+        for value in dying[step]:  # its buffer, unless taken over in place at this very step
+            if holder[buffer[value]] is value and has_fixed_shape(value):
                 released[value.shape, value.dtype].append(buffer[value])
     return MemoryPlan(order, fetches, lifetime, buffer)
 
@@ -320,19 +325,25 @@ def concrete_shapes(order, feed_shapes):
 
 
 def memory_order(fetches):
-    """A topological order (a ``sort`` for ``Session(sort=...)``) that tends to keep fewer values alive.
+    """A topological order (a ``sort`` for ``Session(sort=...)``) that tends to keep fewer
+    values alive.
 
-    Depth-first, as :func:`~minigraph.topological_sort`, but visiting a node's inputs shallowest first (the
-    *depth* of a node is the longest path to it from a source), so that what can be finished early is: in a
-    training step, the gradient and update of the last layer — available first — before those of the one
-    below, each freeing the adjoint it read, where the plain order computes every adjoint before any update.
+    Depth-first, as :func:`~minigraph.topological_sort`, but visiting a node's inputs shallowest
+    first (the *depth* of a node is the longest path to it from a source), so that what can be
+    finished early is: in a training step, the gradient and update of the last layer — available
+    first — before those of the one below, each freeing the adjoint it read, where the plain
+    order computes every adjoint before any update.
     """
     nodes = topological_sort(fetches)
     depth = {}
     for node in nodes:
         depth[node] = 1 + max((depth[x] for x in node.inputs), default=-1)
     roots = nodes[-1:] if isinstance(fetches, Node) else fetches
-    return post_order(sorted(roots, key=depth.get), lambda node: sorted(node.inputs, key=depth.get))
+
+    def shallowest_first(node):
+        return sorted(node.inputs, key=depth.get)
+
+    return post_order(sorted(roots, key=depth.get), shallowest_first)
 
 
 def post_order(roots, inputs):
@@ -356,9 +367,10 @@ def post_order(roots, inputs):
 
 
 def measure_peak(function, *args, **kwargs):
-    """``(result, peak)``: the result of ``function(*args, **kwargs)`` and the most bytes it held at once
-    beyond what was allocated when it started, as ``tracemalloc`` counts them (numpy reports its arrays'
-    data there). Warm up first: a Session's first run of a fetch set also copies the variables."""
+    """``(result, peak)``: the result of ``function(*args, **kwargs)`` and the most bytes it
+    held at once beyond what was allocated when it started, as ``tracemalloc`` counts them (numpy
+    reports its arrays' data there). Warm up first: a Session's first run of a fetch set also
+    copies the variables."""
     tracing = tracemalloc.is_tracing()
     if not tracing:
         tracemalloc.start()
@@ -401,9 +413,9 @@ def after(x, *signals, name=None):
 
 
 def sqrt_checkpoints(y):
-    """About √n checkpoints for ``y``: every ⌈√n⌉-th op of the longest chain of n ops that ends at ``y``
-    (stateful ops skipped: they are kept anyway)."""
-    length, previous = {}, {}
+    """About √n checkpoints for ``y``: every ⌈√n⌉-th op of the longest chain of n ops that ends
+    at ``y`` (stateful ops skipped: they are kept anyway)."""
+    length, previous = {}, {}  # the longest chain of ops ending at a node, and the op before it
     for node in topological_sort([y]):
         if node.inputs:
             before = max((x for x in node.inputs if x.inputs), key=length.get, default=None)
@@ -418,17 +430,18 @@ def sqrt_checkpoints(y):
 
 
 def checkpointed_gradients(y, xs, checkpoints="sqrt", grad_y=None):
-    """:func:`minigraph.gradients` that keep only ``checkpoints`` of the forward pass for the backward pass
-    and recompute the other values it needs (Chen, Xu, Zhang and Guestrin, 2016); what
-    ``mg.gradients(y, xs, checkpoints=...)`` calls.
+    """:func:`minigraph.gradients` that keep only ``checkpoints`` of the forward pass for the
+    backward pass and recompute the other values it needs (Chen, Xu, Zhang and Guestrin, 2016);
+    what ``mg.gradients(y, xs, checkpoints=...)`` calls.
 
-    ``checkpoints``: ``"sqrt"`` (about √n of them, :func:`sqrt_checkpoints`), a list of op nodes ``y``
-    depends on, or ``None`` (plain ``gradients``). Values no checkpoint depends on (the top segment) and
-    stateful ones are kept too. Every gradient rule reads the recomputed twin of a value instead of the
-    value; the twins of a segment are built when the backward pass first needs one of them, and wait (an
-    ``after`` node) for the adjoint that needs them. The gradients are bit for bit the same; for n layers
-    in segments of k, the backward pass keeps about n/k checkpoints and k recomputed values, for about one
-    extra forward pass. A node's twin has the role ``"recompute"`` and the name of the node with a ``'``.
+    ``checkpoints``: ``"sqrt"`` (about √n of them, :func:`sqrt_checkpoints`), a list of op nodes
+    ``y`` depends on, or ``None`` (plain ``gradients``). Values no checkpoint depends on (the top
+    segment) and stateful ones are kept too. Every gradient rule reads the recomputed twin of a
+    value instead of the value; the twins of a segment are built when the backward pass first
+    needs one of them, and wait (an ``after`` node) for the adjoint that needs them. The
+    gradients are bit for bit the same; for n layers in segments of k, the backward pass keeps
+    about n/k checkpoints and k recomputed values, for about one extra forward pass. A node's
+    twin has the role ``"recompute"`` and the name of the node with a ``'``.
     """
     if checkpoints is None:
         return gradients(y, xs, grad_y)
@@ -437,12 +450,13 @@ def checkpointed_gradients(y, xs, checkpoints="sqrt", grad_y=None):
         checkpoints = sqrt_checkpoints(y)
     kept = _checked_checkpoints(y, forward, checkpoints)
     below_kept = set(topological_sort(list(kept))) if kept else set()
-    recomputed = {n for n in below_kept if n.inputs and n not in kept and not (n.op.stateful or n.op.mutates)}
+    recomputed = {n for n in below_kept
+                  if n.inputs and n not in kept and not (n.op.stateful or n.op.mutates)}
     position = {node: index for index, node in enumerate(forward)}
     twins, entries = {}, {}
 
     def twin(value, trigger):
-        """The recomputed ``value``, building its segment (what it needs that is not kept) if need be."""
+        """The recomputed ``value``, building its segment (what it needs that is not kept)."""
         needed, stack = set(), [value]
         while stack:
             node = stack.pop()
@@ -452,7 +466,7 @@ def checkpointed_gradients(y, xs, checkpoints="sqrt", grad_y=None):
         with role_scope("recompute"):
             for node in sorted(needed, key=position.get):
                 inputs = [twins.get(x, x) for x in node.inputs]
-                if not any(x in twins for x in node.inputs):  # where the segment starts: wait for the backward pass
+                if not any(x in twins for x in node.inputs):  # the segment starts: wait
                     key = (inputs[0], trigger)
                     if key not in entries:
                         entries[key] = after(inputs[0], trigger)
@@ -461,14 +475,18 @@ def checkpointed_gradients(y, xs, checkpoints="sqrt", grad_y=None):
         return twins[value]
 
     def reading_twins(grad, trigger):
-        """``grad`` rebuilt so that the nodes the rule just built read twins instead of recomputed values."""
+        """``grad`` rebuilt so that the nodes the rule just built read twins instead of
+        recomputed values."""
         if grad is trigger or grad in position:
             return twin(grad, trigger) if grad in recomputed else grad
-        # the nodes the rule built, inputs first: what grad reaches without entering the forward graph or the adjoint
-        built = post_order([grad], lambda node: [x for x in node.inputs if x is not trigger and x not in position])
+
+        def built_by_the_rule(node):  # neither the adjoint nor the forward graph
+            return [x for x in node.inputs if x is not trigger and x not in position]
+
         rebuilt = {}
-        for node in built:
-            inputs = [rebuilt[x] if x in rebuilt else twin(x, trigger) if x in recomputed else x for x in node.inputs]
+        for node in post_order([grad], built_by_the_rule):  # inputs first
+            inputs = [rebuilt[x] if x in rebuilt else twin(x, trigger) if x in recomputed else x
+                      for x in node.inputs]
             if any(a is not b for a, b in zip(inputs, node.inputs)):
                 rebuilt[node] = make_node(node.op, inputs, node.name)
         return rebuilt.get(grad, grad)
@@ -476,7 +494,8 @@ def checkpointed_gradients(y, xs, checkpoints="sqrt", grad_y=None):
     rules = {node.op: gradient_rule(node.op) for node in forward}
 
     def rule_reading_twins(node, output_grad):
-        return [None if g is None else reading_twins(g, output_grad) for g in rules[node.op](node, output_grad)]
+        return [None if g is None else reading_twins(g, output_grad)
+                for g in rules[node.op](node, output_grad)]
 
     with gradient_override({type(node.op): rule_reading_twins for node in forward}):
         return gradients(y, xs, grad_y)

@@ -56,9 +56,10 @@ class Executor:
         self._compile()
 
     def _compile(self):
-        """The slots and steps, following the memory plan: the values of one buffer share its slot; a value
-        that overwrites another gathers the buffer after its inputs and runs ``op.compute_into``; after the
-        step at which a buffer dies, a step empties its slot and the slots of views of it (freeing the array)."""
+        """The slots and steps, following the memory plan: the values of one buffer share its
+        slot; a value that overwrites another gathers the buffer after its inputs and runs
+        ``op.compute_into``; after the step at which a buffer dies, a step empties its slot and
+        the slots of views of it (freeing the array)."""
         plan, slot, buffer_slot, view_slots = self.plan, {}, {}, defaultdict(list)
         self._template, self._placeholders, self._steps = [], [], []
         released_after = plan.released_after()
@@ -83,7 +84,8 @@ class Executor:
                 gather = _gatherer([slot[x] for x in node.inputs] + [slot[node]])
                 self._steps.append((node.op.compute_into, node, gather, slot[node]))
             else:
-                self._steps.append((node.op.compute, node, _gatherer([slot[x] for x in node.inputs]), slot[node]))
+                gather = _gatherer([slot[x] for x in node.inputs])
+                self._steps.append((node.op.compute, node, gather, slot[node]))
             for buffer in released_after[step]:
                 for freed in [buffer_slot[buffer], *view_slots[buffer]]:
                     self._steps.append((_release, None, _gatherer([]), freed))
