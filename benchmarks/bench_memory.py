@@ -27,7 +27,7 @@ import numpy as np
 import bench_session
 import minigraph as mg
 from minigraph.datasets import batches, load_mnist
-from minigraph.memory import checkpointed_gradients, measure_peak, memory_order
+from minigraph.memory import measure_peak, memory_order
 
 MiB = 2**20
 BATCH = 256
@@ -50,7 +50,7 @@ def mlp(depth, width, activation, seed=0):
 
 def training_step(loss, checkpoints=None):
     """The SGD step of ``loss``, its gradients checkpointed as given."""
-    return mg.optim.SGD(0.01, gradients=lambda y, xs: checkpointed_gradients(y, xs, checkpoints)).minimize(loss)
+    return mg.optim.SGD(0.01, gradients=lambda y, xs: mg.gradients(y, xs, checkpoints=checkpoints)).minimize(loss)
 
 
 def peak(fetches, feed, sort=None, memory="plan"):
