@@ -852,7 +852,7 @@ def _(recompute):
 
 # ---------------------------------------------------------------------------------------------- 6.6
 
-MNIST_EPOCHS, MNIST_BATCH, MNIST_HIDDEN = 2, 128, 256
+MNIST_EPOCHS, MNIST_BATCH, MNIST_HIDDEN = 3, 128, 256
 
 
 def _expect_plan(plan, order, fetches):
