@@ -502,6 +502,10 @@ def checkpointed_gradients(y, xs, checkpoints="sqrt", grad_y=None):
 
 
 def _checked_checkpoints(y, forward, checkpoints):
+    if y.eager:
+        raise ValueError(f"checkpoints: y {describe(y)} is an eager tensor, whose values were computed and kept as "
+                         "the program ran (chapter 08), so there is nothing to recompute: differentiate it "
+                         "without checkpoints")
     if isinstance(checkpoints, (str, Node)) or not hasattr(checkpoints, "__iter__"):
         raise TypeError(f"checkpoints must be None, 'sqrt' or a list of nodes, not {checkpoints!r}")
     on_path = set(forward)

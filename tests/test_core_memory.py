@@ -486,6 +486,9 @@ def test_bad_checkpoints_are_clear_errors(differentiate):
         with pytest.raises(error, match=message):
             differentiate(loss, variables, checkpoints)
     assert differentiate(loss, variables[0], None).role == "gradient"
+    tensor = mg.eager.Tensor(np.ones((2, 3), np.float32), requires_grad=True)
+    with pytest.raises(ValueError, match="is an eager tensor, whose values were computed and kept"):
+        differentiate(mg.reduce_sum(mg.tanh(mg.tanh(tensor))), tensor, "sqrt")
 
 
 # ---------------------------------------------------------------------------------------------- measured peaks
