@@ -7,7 +7,7 @@ r"""Checks of chapter 06, memory.
   ``in_place``, else a released buffer of the same fixed shape and dtype, else a new one; checked for
   validity step by step, for the number of buffers, and by running the plan.
 - 6.3 ``can_overwrite(node, x, step, lifetime, base)``: the in-place rule, on cases that each break one of its
-  conditions and on every (node, input) pair of a training step.
+  conditions and on every (node, input) pair of the three graphs of 6.2.
 - 6.4 ``sqrt_checkpoints(y)``: about √n checkpoints along the longest chain of ops that ends at ``y``, checked
   by where they lie and how evenly they cut the chain, then by the planned peak they give.
 - 6.5 ``recompute(segment, trigger)``: the recomputed twins of one segment, which must read each other, wait
@@ -16,9 +16,10 @@ r"""Checks of chapter 06, memory.
   bits as keeping everything, the peak of the chapter's planner, and MNIST trained with it (the history
   comes back as ``check(...).value``).
 
-Each check compares with its own expectations: the reasons a value lives, a base is what it is or an input
-may (not) be overwritten are worked out here, and the package's functions are used only to build and run
-graphs.
+Each check compares with its own expectations: the reasons a base is what it is, a value lives as long as it
+does, or an input may (not) be overwritten, and the number of buffers the greedy rule needs, are worked out
+here. The package builds and runs the graphs, gives 6.2 and 6.3 their lifetimes, and its planner is the
+yardstick of 6.6's peak; tests/test_ch06_checks.py checks that the reasons agree with the package.
 """
 
 import math
@@ -90,7 +91,8 @@ class _Graph:
         self.step = {node: index for index, node in enumerate(self.order)}
 
     def at(self, *steps):
-        return {"graph": Text(self.description), **self.more, "order": _listing(self.order, self.fetches, set(steps))}
+        order = _listing(self.order, self.fetches, set(steps))
+        return {"graph": Text(self.description), **self.more, "order": order}
 
 
 def _layer(h, units, name, rng, activation=ops.tanh):
