@@ -26,7 +26,7 @@ import numpy as np
 from .. import passes
 from ..autodiff import gradients
 from ..gradcheck import check_gradients
-from ..graph import Constant, Node, Placeholder, Variable, constant, describe, format_shape, placeholder, topological_sort
+from ..graph import Constant, Node, Placeholder, Variable, constant, format_shape, placeholder, topological_sort
 from ..nn import DropoutMask, dense
 from ..ops import (Group, Mul, add, argmax, assign_add, assign_sub, cast, div, equal, exp, group, matmul, mul, pow,
                    reduce_mean, reduce_sum, relu, softmax_cross_entropy, sqrt, sub, tanh)
@@ -104,14 +104,27 @@ def _run(fetches, feed, given, sess=None):
 
 
 def _expect_same_bits(got, expected, what, given, hint=""):
-    """``got`` must be ``expected`` bit for bit (signed zeros equal, NaN where NaN)."""
+    """``got`` must be ``expected`` bit for bit: the same shape, dtype and bytes."""
     got, expected = np.asarray(got), np.asarray(expected)
-    if got.shape == expected.shape and got.dtype == expected.dtype and np.array_equal(got, expected, equal_nan=True):
-        return
-    if got.shape == expected.shape and np.allclose(got, expected, rtol=1e-5, atol=1e-7, equal_nan=True):
-        raise CheckFailure(f"{what} differs from the graph as built in its last digits{hint}", input=given,
-                           expected=expected, got=got)
+    if got.shape == expected.shape:
+        if got.dtype != expected.dtype:
+            raise CheckFailure(f"{what} has dtype {got.dtype}, the graph as built gives {expected.dtype}{hint}",
+                               input=given, expected=expected, got=got)
+        if got.tobytes() == expected.tobytes():
+            return
+        if np.array_equal(got, expected, equal_nan=True):
+            raise CheckFailure(f"{what} differs from the graph as built in the sign of a zero (or the bits of a "
+                               f"NaN){hint}", input=given, expected=_digits(expected), got=_digits(got))
+        if np.allclose(got, expected, rtol=1e-5, atol=1e-7, equal_nan=True):
+            raise CheckFailure(f"{what} differs from the graph as built in its last digits{hint}", input=given,
+                               expected=_digits(expected), got=_digits(got))
     expect_equal(got, expected, input=given, what=what)
+
+
+def _digits(array):
+    """An array shown with every digit its dtype holds."""
+    return Text(np.array2string(array, separator=" ", floatmode="unique", threshold=24, edgeitems=3,
+                                max_line_width=80))
 
 
 def _stateful_below(order):
@@ -281,8 +294,8 @@ def _folding_graphs():
                        "bad = softmax_cross_entropy(zeros (1, 3), labels [5])  (a label outside 0..2)")
     feed = {x: np.array([1.5, -2.0], np.float32), precise_x: np.array([3.0, 1e-3, -7.0])}
     cases = [([y], "y"), ([e], "e"), ([write, y], "write, then y"), ([mask, masked], "mask and masked"),
-             ([precise], "precise"), ([bad], "bad")]
-    return cases, description, feed
+             ([precise], "precise")]
+    return cases, bad, description, feed
 
 
 def _fails_to_compute(node):
@@ -328,23 +341,12 @@ def _expect_folded(fetches, result, name, given):
     unavailable=[passes.fold_constants, passes.optimize],
 )
 def _(fold_constants):
-    cases, description, feed = _folding_graphs()
+    cases, bad, description, feed = _folding_graphs()
     name = fold_constants.__name__
     for fetches, shown in cases:
         given = {"graph": description, "fetches": Text(shown)}
-        try:
-            result = _apply(fold_constants, fetches, given)
-        except Exception as error:
-            if fetches[0].name != "bad" or isinstance(error, (NotImplementedError, CheckFailure)):
-                raise
-            raise CheckFailure(f"{name} raised {type(error).__name__} ({error}) while folding 'bad', a constant "
-                               "subtree whose value is an error. Leave such a node as it is: the run will report "
-                               "the error, naming the node, if that node is ever run", input=given) from None
+        result = _apply(fold_constants, fetches, given)
         _expect_folded(fetches, result, name, given)
-        if fetches[0].name == "bad":
-            if result[0] is not fetches[0]:
-                raise CheckFailure("'bad' cannot be computed, so it must stay as it is", input=given, got=result[0])
-            continue
         below = _stateful_below(topological_sort(fetches))
         deterministic = [i for i, node in enumerate(fetches) if all(n.op.mutates for n in below[node])]  # no draw
         original, folded = Session(), Session()
@@ -354,7 +356,18 @@ def _(fold_constants):
             for i in deterministic:
                 _expect_same_bits(got[i], expected[i], f"the value of {fetches[i].name!r}", given,
                                   ": a folded value must be the very array compute returns — same dtype, same bits")
-    return (f"{len(cases)} fetch sets: constant subtrees folded with the same bits; a dropout mask, an assign, a "
+    given = {"graph": description, "fetches": Text("bad")}
+    try:
+        result = _apply(fold_constants, [bad], given)
+    except Exception as error:
+        if isinstance(error, (NotImplementedError, CheckFailure)):
+            raise
+        raise CheckFailure(f"{name} raised {type(error).__name__} ({error}) while folding 'bad', a constant subtree "
+                           "whose value is an error. Leave such a node as it is: the run will report the error, "
+                           "naming the node, if that node is ever run", input=given) from None
+    if result[0] is not bad:
+        raise CheckFailure("'bad' cannot be computed, so it must stay as it is", input=given, got=result[0])
+    return (f"{len(cases) + 1} fetch sets: constant subtrees folded with the same bits; a dropout mask, an assign, a "
             "variable and a computation that fails are left to the run")
 
 
@@ -370,7 +383,8 @@ def _hashable(key, name, given):
         hash(key)
     except TypeError:
         raise CheckFailure(f"{name} returned a {type(key).__name__}, which cannot be a key of a dict: build keys "
-                           "from tuples, strings, numbers, bytes and nodes", input=given, got=_shown_keys(key)) from None
+                           "from tuples, strings, numbers, bytes and nodes", input=given,
+                           got=_shown_keys(key)) from None
 
 
 def _key_pairs():
@@ -392,7 +406,8 @@ def _key_pairs():
          "their bytes are the same, their shapes are not. Key a constant by its dtype, shape and bytes"),
         ("int64 0 and float64 0.0", constant(np.int64(0)), constant(np.float64(0)),
          "both are 8 zero bytes, but of other dtypes. Key a constant by its dtype, shape and bytes"),
-        ("x ** 2 and x ** 3", pow(x, 2), pow(x, 3), "one op type with other parameters (node.attrs): put them in the key"),
+        ("x ** 2 and x ** 3", pow(x, 2), pow(x, 3),
+         "one op type with other parameters (node.attrs): put them in the key"),
         ("reduce_sum(x, axis=0) and reduce_sum(x, axis=1)", reduce_sum(x, 0), reduce_sum(x, 1),
          "one op type with other parameters (node.attrs): put them in the key"),
         ("two placeholders, both named 'x'", x, other_x,
@@ -409,8 +424,10 @@ def _key_pairs():
 
 
 def _expect_keys(node_key):
+    """The learner's keys on :func:`_key_pairs`; returns how many pairs."""
     name = node_key.__name__
-    for description, a, b, why in _key_pairs():
+    pairs = _key_pairs()
+    for description, a, b, why in pairs:
         given = {"nodes": Text(description)}
         keys = node_key(a), node_key(b)
         for key in keys:
@@ -421,6 +438,7 @@ def _expect_keys(node_key):
         if why is not None and keys[0] is not None and keys[1] is not None and len({keys[0]: 0, keys[1]: 1}) == 1:
             raise CheckFailure(f"{name} gives these two nodes one key, but they must differ: {why}", input=given,
                                got=_shown_keys(*keys))
+    return len(pairs)
 
 
 def _same_parameter(a, b):
@@ -508,13 +526,14 @@ def _cse_graphs():
     hint="node_key: for an mg.Constant, (dtype.str, shape, the bytes of node.constant); for a node without "
     "inputs (placeholder, variable) or whose op is stateful, None; otherwise (type(node.op), its parameters, "
     "node.inputs) — the parameters as a sorted tuple of node.attrs items, each value made hashable "
-    "(a float by float.hex, a list as a tuple, an array by dtype, shape and bytes). The pass: a dict key -> "
-    "first node, and mg.passes.rewrite(fetches, replace) where replace rebuilds the node on its inputs, "
-    "takes its key and returns first.setdefault(key, node) — or the node itself when the key is None.",
+    "(a float by float.hex, a list as a tuple, an array by dtype, shape and bytes). The pass: a dict from key "
+    "to the first node with that key, and mg.passes.rewrite with a replace that rebuilds the node on its "
+    "inputs, takes its key and returns the node stored under it (storing the node itself if there is none; "
+    "dict.setdefault does both) — or the node itself when the key is None.",
     unavailable=[passes.node_key, cse.value_key, passes.eliminate_common_subexpressions, passes.optimize],
 )
 def _(node_key, eliminate_common_subexpressions):
-    _expect_keys(node_key)
+    pairs = _expect_keys(node_key)
     name = eliminate_common_subexpressions.__name__
     x, cases, description = _cse_graphs()
     feed = {x: np.array([[1.0, -0.5, 0.0], [2.0, 3.0, -4.0]], np.float32)}
@@ -540,7 +559,7 @@ def _(node_key, eliminate_common_subexpressions):
     _expect_merged([loss, step], result, node_key, name, given)
     _expect_same_training([loss, step], result, x, y, given)
     sizes = len(topological_sort([loss, step])), len(topological_sort(result))
-    return (f"14 pairs of keys; {len(cases)} graphs keep 0.0 and -0.0, two assigns and two variables apart; "
+    return (f"{pairs} pairs of keys; {len(cases)} graphs keep 0.0 and -0.0, two assigns and two variables apart; "
             f"the Adam step: {sizes[0]} → {sizes[1]} nodes, same training")
 
 
@@ -548,8 +567,8 @@ def _(node_key, eliminate_common_subexpressions):
 
 
 def _times_one_cases():
-    """(description, the product node, the operand the rule should return — or None when the rule must not
-    apply, and then why)."""
+    """(description, the product node, the operand the rule should return — or, where the rule must not
+    apply, why)."""
     x = placeholder("x", shape=(None, 4))
     row = placeholder("row", shape=(4,))
     matrix = placeholder("matrix", shape=(3, 4))
@@ -581,8 +600,8 @@ def _times_one_cases():
 
 
 def _same_values(node, other):
-    """Whether ``other`` computes ``node``'s values, bit for bit, wherever ``node`` can be computed: on random
-    values of the placeholders, with 1, 3 and 5 for a size None (an unknown shape is fed (4,))."""
+    """Whether ``other`` computes ``node``'s values wherever ``node`` can be computed: on random values of the
+    placeholders, with 1, 3 and 5 for a size None (an unknown shape is fed (4,))."""
     rng = np.random.default_rng(7)
     for rows in (1, 3, 5):
         feed = {}
@@ -598,7 +617,7 @@ def _same_values(node, other):
             got = Session().run(other, feed)
         except Exception:
             return False
-        if got.shape != want.shape or got.dtype != want.dtype or not np.array_equal(got, want):
+        if got.shape != want.shape or got.dtype != want.dtype or got.tobytes() != want.tobytes():
             return False
     return True
 
@@ -632,6 +651,16 @@ def _expect_rule_result(times_one, description, node, expected):
                        "time, and so may a shape None)", input=given, expected=None, got=got)
 
 
+def _simplify(fetches, times_one, given):
+    """``simplify`` with the learner's rule for products only; its refusal of a rule's result is a failure."""
+    try:
+        return passes.simplify(fetches, rules={Mul: [times_one]})
+    except (ValueError, RuntimeError) as refused:  # simplify names the rule and what it did
+        if learner_frame(refused.__traceback__, __file__):
+            raise
+        raise CheckFailure(str(refused), input=given) from None
+
+
 @exercise(
     "5.4",
     "an algebraic rule: x * 1 -> x",
@@ -653,10 +682,7 @@ def _(times_one):
     y = mul(mul(mul(x, 1.0), tanh(mul(1.0, x))), ones, name="y")
     given = {"graph": Text("y = ((x * 1) * tanh(1 * x)) * ones(3), x float64 of shape (2, 3)"),
              "rules": Text("{mg.ops.Mul: [times_one]}")}
-    try:
-        (simplified,) = passes.simplify([y], rules={Mul: [times_one]})
-    except (ValueError, RuntimeError) as refused:  # simplify names the rule and what it did
-        raise CheckFailure(str(refused), input=given) from None
+    (simplified,) = _simplify([y], times_one, given)
     products = [node for node in topological_sort([simplified]) if isinstance(node.op, Mul)]
     if len(products) != 1 or products[0].inputs[0] is not x:
         raise CheckFailure("simplify with your rule should leave one product, x * tanh(x)", input=given,
@@ -671,12 +697,12 @@ def _(times_one):
     except AssertionError as wrong:
         raise CheckFailure(f"the simplified graph's gradient is wrong: {wrong}", input=given) from None
     grad = gradients(reduce_sum(y * weights), x)
-    (simplified_grad,) = passes.simplify([grad], rules={Mul: [times_one]})
+    (simplified_grad,) = _simplify([grad], times_one, given)
     _expect_same_bits(Session().run(simplified_grad, small), Session().run(grad, small), "the gradient of y", given)
     removed = len(topological_sort([grad])) - len(topological_sort([simplified_grad]))
-    return (f"{len(cases)} products, {sum(isinstance(e, str) for _, _, e in cases)} of them refused (broadcasting, dtype, "
-            f"other values); in simplify, values and gradients keep their bits (the gradient graph loses "
-            f"{removed} nodes)")
+    refused = sum(isinstance(expected, str) for _, _, expected in cases)
+    return (f"{len(cases)} products, {refused} of them refused (broadcasting, dtype, other values); in simplify, "
+            f"values and gradients keep their bits (the gradient graph loses {removed} nodes)")
 
 
 # ---------------------------------------------------------------------------------------------- 5.5
@@ -762,15 +788,21 @@ def _shape_and_dtype(node):
     return f"{format_shape(node.shape)} {node.dtype}"
 
 
+def _not_fusable(node):
+    """Why ``node`` cannot be in a group at all, or None."""
+    if node.op.kernel is None:
+        return f"{node.name!r} ({node.op.name}) has no kernel (op.kernel is None): it is not elementwise"
+    if node.op.stateful:
+        return f"{node.name!r} ({node.op.name}) is stateful"
+    if not _fusable(node):
+        return f"{node.name!r} is {_shape_and_dtype(node)}: a member needs a floating dtype and a known shape"
+    return None
+
+
 def _member_problem(node, group, consumers, fetched):
     """Why ``node`` (not the root) cannot be computed inside ``group``'s kernel, or None."""
-    if not _fusable(node):
-        if node.op.kernel is None:
-            return f"{node.name!r} ({node.op.name}) has no kernel (op.kernel is None): it is not elementwise"
-        if node.op.stateful:
-            return f"{node.name!r} ({node.op.name}) is stateful"
-        return f"{node.name!r} has dtype {node.dtype} and shape {format_shape(node.shape)}: a member needs a " \
-               "floating dtype and a known shape"
+    if _not_fusable(node):
+        return _not_fusable(node)
     if node in fetched:
         return f"{node.name!r} is fetched: its value must be returned, so it can only be the root of a group"
     readers = consumers[node]
@@ -795,16 +827,13 @@ def _expect_groups(find_fusable_groups, fetches, given):
     order = topological_sort(fetches)
     consumers, fetched = fusion.consumers_of(order), set(fetches)
     for group in groups:
-        if not _fusable(group[-1]):
-            raise CheckFailure(f"the root {group[-1].name!r} ({group[-1].op.name}) has no kernel, or is stateful, "
-                               "or not floating", input=given, got=_names(group))
-        for node in group[:-1]:
-            problem = _member_problem(node, group, consumers, fetched)
+        for node in group:
+            problem = _member_problem(node, group, consumers, fetched) if node is not group[-1] else _not_fusable(node)
             if problem:
                 raise CheckFailure(f"a group that one kernel cannot compute: {problem}", input=given,
                                    got=_names(group))
     expected = _expected_groups(fetches)
-    found = {frozenset(group): group for group in groups}
+    found = {frozenset(group) for group in groups}
     for want in expected:
         if frozenset(want) in found:
             continue
