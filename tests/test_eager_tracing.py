@@ -50,13 +50,15 @@ def momentum_step_for(params, velocities, lr=0.5, momentum=0.9):
     return momentum_step
 
 
+@pytest.mark.parametrize("optimize", [False, True], ids=["as traced", "optimized"])
 @pytest.mark.parametrize("memory", ["plan", "naive"])
-def test_training_eagerly_and_traced_gives_the_same_bits(memory):
+def test_training_eagerly_and_traced_gives_the_same_bits(memory, optimize):
     rng = np.random.default_rng(1)
     data = [(rng.standard_normal((5, 4)).astype(np.float32), rng.integers(0, 3, 5)) for _ in range(6)]
     (eager_params, eager_state), (traced_params, traced_state) = make_model(), make_model()
     eager_step = momentum_step_for(eager_params, eager_state)
-    traced_step = mg.function(momentum_step_for(traced_params, traced_state), memory=memory)  # Session options
+    traced_step = mg.function(momentum_step_for(traced_params, traced_state), memory=memory,
+                              optimize=optimize)  # Session options
     for x, y in data:
         assert eager_step(x, y).item() == traced_step(x, y).item()
     for p, q in zip(eager_params + eager_state, traced_params + traced_state):
@@ -67,6 +69,9 @@ def test_training_eagerly_and_traced_gives_the_same_bits(memory):
     assert sorted(v.name for v in trace.variables if v.trainable) == ["W1", "W2", "b1", "b2"]
     assert len(trace.variables) == 8 and len(trace.updates) == 8  # one assign per updated tensor
     assert traced_step.session.memory == memory
+    (executor,) = traced_step.session._executors.values()  # one graph, compiled once
+    fused = [n for n in mg.topological_sort(executor.computed) if isinstance(n.op, mg.passes.FusedElementwise)]
+    assert len(fused) >= 8 if optimize else not fused  # the momentum updates run as fused kernels
 
 
 def test_a_new_signature_retraces_and_the_same_one_does_not():
