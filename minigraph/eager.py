@@ -30,6 +30,7 @@ from .graph import CONSTANT, Constant, Node, Op, Source, _default_array, as_node
 from .ops import assign, assign_add, assign_sub
 
 LEAF = Source("tensor")  # the op of a Tensor made by Tensor(...): a leaf of the tape
+PYTHON_NUMBERS = (float, int, bool)  # as_node's rule for them, without making a node: see _number
 
 _grad_enabled = True
 _observer = None  # told about every op, new tensor and value read inside recording(): see tracing.py
@@ -50,12 +51,12 @@ def apply(op, inputs, name=None):
     tape — keeps ``op`` and ``inputs`` — when an input requires a gradient and gradients are
     on; otherwise its ``inputs`` are ``()``, and nothing is kept alive.
     """
-    wants_grad = False  # does an input require a gradient?
+    values, wants_grad = [], False  # the inputs' arrays; does an input require a gradient?
     for x in inputs:
-        if x.__class__ is not Tensor:
-            inputs = _as_tensors(op, inputs)
-            wants_grad = True in [x.requires_grad for x in inputs]
+        if x.__class__ is not Tensor:  # a number or an array among the inputs: make constant tensors
+            inputs, values, wants_grad = _as_tensors(op, inputs)
             break
+        values.append(x._array)
         if x.requires_grad:
             wants_grad = True
     if op.mutates:
@@ -63,7 +64,7 @@ def apply(op, inputs, name=None):
     result = Tensor.__new__(Tensor)
     result.op, result._inputs, result.name = op, inputs, name or op.name
     result.shape, result.dtype = result._type = infer(op, result)
-    value = op.compute(result, [x._array for x in inputs])
+    value = op.compute(result, values)
     if value.shape != result.shape or value.dtype != result.dtype:
         raise _mismatch(op, result, value)
     result._array = value
@@ -124,26 +125,35 @@ def _mismatch(op, node, value):
 
 
 def _as_tensors(op, inputs):
-    """The inputs of an eager op as Tensors: numbers, arrays and graph constants become constant Tensors;
-    other graph nodes (placeholders, variables, ops) cannot be mixed with Tensors."""
+    """The inputs of an eager op as Tensors, their arrays, and whether one requires a gradient: numbers,
+    arrays and graph constants become constant Tensors; other graph nodes (placeholders, variables, ops)
+    cannot be mixed with Tensors."""
     for like in inputs:  # the first node: numbers take its dtype
         if isinstance(like, Node):
             break
-    tensors = []
+    tensors, values, wants_grad = [], [], False
     for x in inputs:
-        if x.__class__ is float or x.__class__ is int or x.__class__ is bool:  # as_node's rule, without a node
-            x = _number(like.dtype, x)
-        elif not isinstance(x, Tensor):
-            try:
-                x = as_node(x, like)
-            except TypeError as error:  # a string or None given as an operand
-                raise TypeError(f"{op.name}: {error}") from None
-            if not isinstance(x, Constant):
-                raise TypeError(f"{op.name}: cannot mix eager Tensors with the graph node {describe(x)} "
-                                f"({x.op.name}): an op takes Tensors (computed now) or nodes (run by a Session)")
-            x = constant(x.constant)
+        if x.__class__ is not Tensor:
+            x = _number(like.dtype, x) if x.__class__ in PYTHON_NUMBERS else _constant(op, x, like)
         tensors.append(x)
-    return tuple(tensors)
+        values.append(x._array)
+        if x.requires_grad:
+            wants_grad = True
+    return tuple(tensors), values, wants_grad
+
+
+def _constant(op, value, like):
+    """A constant Tensor for an array or a graph constant among the inputs of ``op``, next to ``like``."""
+    try:
+        node = as_node(value, like)
+    except TypeError as error:  # a string or None given as an operand
+        raise TypeError(f"{op.name}: {error}") from None
+    if isinstance(node, Tensor):
+        return node
+    if not isinstance(node, Constant):
+        raise TypeError(f"{op.name}: cannot mix eager Tensors with the graph node {describe(node)} "
+                        f"({node.op.name}): an op takes Tensors (computed now) or nodes (run by a Session)")
+    return constant(node.constant)
 
 
 @functools.lru_cache(maxsize=1024, typed=True)
