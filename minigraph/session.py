@@ -10,6 +10,7 @@ puts the feeds in their slots and executes the steps — no graph walking, no di
 
 import contextlib
 import heapq
+import importlib
 import operator
 import threading
 from collections import defaultdict
@@ -226,14 +227,7 @@ def reads_before_writes(order):
     writers = [node for node in order if node.op.mutates]
     if not writers:
         return order
-    aliased = {}  # node -> the variables its value may share memory with
-    for node in order:
-        if isinstance(node, Variable):
-            aliased[node] = {node}
-        elif node.op.returns_view:
-            aliased[node] = set().union(*(aliased[x] for x in node.inputs))
-        else:
-            aliased[node] = set()
+    aliased = aliased_variables(order)
     position = {node: index for index, node in enumerate(order)}
     must_precede = {node: [] for node in order}  # reader -> writers that wait for it
     for writer in writers:
@@ -245,6 +239,20 @@ def reads_before_writes(order):
     if all(position[r] < position[w] for r, ws in must_precede.items() for w in ws):
         return order
     return _priority_topological_order(order, position, must_precede)
+
+
+def aliased_variables(order):
+    """``{node: the variables its value may share memory with}``: a Variable itself, and the views of
+    variables (reshape, transpose, assign, ...); reading such a value reads the variable."""
+    aliased = {}
+    for node in order:
+        if isinstance(node, Variable):
+            aliased[node] = {node}
+        elif node.op.returns_view:
+            aliased[node] = set().union(*(aliased[x] for x in node.inputs))
+        else:
+            aliased[node] = set()
+    return aliased
 
 
 def _descendants(node, order, position):
@@ -289,12 +297,16 @@ class Session:
     run in this session change them. Each distinct fetch set is compiled once to an :class:`Executor`.
     ``sort`` replaces :func:`~minigraph.topological_sort` in every Executor, ``optimize`` (False, True or a
     pass) rewrites each fetch set before it is compiled, ``memory`` chooses their memory planner (see
-    :class:`Executor`). ``with Session() as sess:`` makes it the default session inside the block (see
-    :meth:`as_default`) and closes it at the end.
+    :class:`Executor`). ``workers``: ``None`` computes the nodes one after another; an int N runs them on N
+    threads (chapter 07, :class:`minigraph.parallel.ThreadedExecutor`), with the same values.
+    ``with Session() as sess:`` makes it the default session inside the block (see :meth:`as_default`) and
+    closes it at the end.
     """
 
-    def __init__(self, sort=None, optimize=False, memory="plan"):
-        self.sort, self.optimize, self.memory = sort, optimize, memory
+    def __init__(self, sort=None, optimize=False, memory="plan", workers=None):
+        if workers is not None:
+            _threads().check_workers(workers)
+        self.sort, self.optimize, self.memory, self.workers = sort, optimize, memory, workers
         self.variables = {}
         self._executors = {}
         self._closed = False
@@ -305,10 +317,15 @@ class Session:
         flat = (fetches,) if isinstance(fetches, Node) else tuple(_flatten(fetches, []))
         executor = self._executors.get(flat)
         if executor is None:
-            executor = self._executors[flat] = Executor(flat, sort=self.sort, variables=self.variables,
-                                                        optimize=self.optimize, memory=self.memory)
+            executor = self._executors[flat] = self._executor(flat)
         values = executor.run(feed_dict)
         return values[0] if isinstance(fetches, Node) else _rebuild(fetches, iter(values))
+
+    def _executor(self, fetches):
+        options = {"sort": self.sort, "variables": self.variables, "optimize": self.optimize, "memory": self.memory}
+        if self.workers is None:
+            return Executor(fetches, **options)
+        return _threads().ThreadedExecutor(fetches, self.workers, **options)
 
     def set_value(self, var, value):
         """Overwrite the value of Variable ``var`` in this session (same shape; cast within a dtype kind)."""
@@ -371,6 +388,11 @@ def default_session(session, node):
         raise RuntimeError(f"no session to compute {describe(node)} in: pass session=sess, or run inside "
                            "`with sess.as_default():` or `with Session() as sess:`")
     return session
+
+
+def _threads():
+    """Chapter 07's scheduler module (imported when needed: minigraph.parallel imports this module)."""
+    return importlib.import_module("minigraph.parallel.scheduler")
 
 
 def _flatten(fetches, flat):

@@ -1,5 +1,7 @@
-"""Parallelism (chapter 07): data parallelism and the communication under it.
+"""Parallelism (chapter 07): independent nodes on threads, data parallelism and the communication under it.
 
+- :mod:`.scheduler`: a graph's nodes on a pool of threads, driven by dependency counts
+  (``Session(workers=N)``, :class:`ThreadedExecutor`), with the same values as the serial executor;
 - :mod:`.allreduce`: all-reduce algorithms (ring, binomial tree, parameter server) as schedules of
   transfers on a simulated :class:`Network` that counts bytes and records each round;
 - :mod:`.cost`: the α-β model of their time, and the fit of α and β to measured message times;
@@ -9,7 +11,7 @@
 - :mod:`.stale`: an asynchronous parameter server, simulated: training with stale gradients;
 - :mod:`.mpi`: real processes: :func:`mpirun` launches a module on N MPI ranks; all-reduce over ranks;
 - :mod:`.training`: the MNIST MLP, minibatches and evaluation the runs share; ``draw`` (imported on first
-  use, it needs matplotlib): pictures of all-reduce rounds and of their costs.
+  use, it needs matplotlib): pictures of threaded runs (Gantt charts), all-reduce rounds and their costs.
 
 Programs to launch with ``mpiexec -n N python -m ...``: ``minigraph.parallel.mnist`` (data-parallel SGD on
 MNIST) and ``minigraph.parallel.pingpong`` (message times between two ranks, and α, β fitted to them).
@@ -33,6 +35,7 @@ from .allreduce import (
 from .cost import allreduce_time, fit_alpha_beta
 from .data_parallel import DataParallel, GradientStep, split_batch
 from .mpi import MPIError, mpirun
+from .scheduler import Span, ThreadedExecutor, plan_for_threads, run_tasks, state_dependencies
 from .stale import train_stale
 from .training import endless_batches, evaluate, mlp
 

@@ -1,15 +1,78 @@
-"""Pictures for chapter 07: an all-reduce round by round, and the α-β costs of the algorithms against N.
+"""Pictures for chapter 07: a threaded run as a Gantt chart, what can run at once coloured on the graph,
+an all-reduce round by round, and the α-β costs of the algorithms against N.
 
+    executor = mg.parallel.ThreadedExecutor(fetches, workers=2); executor.run(feed)
+    mg.parallel.draw.gantt(executor.trace); plt.show()
+    mg.draw(fetches, highlight=mg.parallel.draw.by_thread(executor.trace))
     mg.parallel.draw.rounds(mg.parallel.tagged(mg.parallel.ring_allreduce, 4)); plt.show()
 """
 
 import matplotlib.pyplot as plt
 import numpy as np
 
+from ..graph import topological_sort
+from ..memory import PALETTE
 from .allreduce import contributors
 from .cost import ROUNDS_AND_BYTES, allreduce_time
+from .scheduler import levels
 
 ADD_COLOUR, COPY_COLOUR = "tab:orange", "tab:blue"
+THREAD_COLOURS = ("#93c5fd", "#fcd34d", "#86efac", "#f9a8d4", "#c4b5fd", "#fdba74", "#67e8f9", "#bef264")
+
+
+def gantt(trace, title=None, ax=None):
+    """A threaded run's ``trace`` (a list of :class:`~.scheduler.Span`) as a Gantt chart: one row per
+    thread, one bar per node from its start to its end, coloured by its op; a bar wide enough carries the
+    node's name. The time a row has no bar, its thread was waiting (or running Python between nodes)."""
+    if not trace:
+        raise ValueError("gantt: the trace is empty; run a ThreadedExecutor first")
+    if ax is None:
+        threads = max(span.thread for span in trace) + 1
+        fig, ax = plt.subplots(figsize=(10, 0.55 * threads + 1.3))
+    ops = sorted({span.node.op.name for span in trace})
+    colour = {op: plt.get_cmap("tab10")(index % 10) for index, op in enumerate(ops)}
+    total = max(span.end for span in trace) * 1e3
+    for span in trace:
+        start, width = span.start * 1e3, (span.end - span.start) * 1e3
+        ax.barh(span.thread, width, left=start, height=0.7, color=colour[span.node.op.name], edgecolor="white",
+                linewidth=0.5)
+        if width > 0.06 * total:
+            ax.text(start + width / 2, span.thread, span.node.name, ha="center", va="center", fontsize=7, clip_on=True)
+    ax.legend(handles=[plt.Rectangle((0, 0), 1, 1, color=colour[op]) for op in ops], labels=ops, fontsize=8,
+              loc="upper left", bbox_to_anchor=(1.0, 1.0), frameon=False)
+    ax.set_yticks(sorted({span.thread for span in trace}))
+    ax.set_yticklabels([f"thread {t}" for t in sorted({span.thread for span in trace})])
+    ax.invert_yaxis()
+    ax.set_xlim(0, total * 1.01)
+    ax.set_xlabel("time since the run started (ms)")
+    ax.grid(axis="x", alpha=0.3)
+    if title:
+        ax.set_title(title, fontsize=10)
+    ax.figure.tight_layout()
+    return ax.figure
+
+
+def by_level(fetches):
+    """Graphviz attributes for ``mg.draw(fetches, highlight=by_level(fetches))``: each op filled with the
+    colour of its :func:`~.scheduler.levels` level and labelled with it — the ops of one level do not
+    depend on one another."""
+    level = levels(topological_sort(fetches))
+    return lambda node: ({"fillcolor": PALETTE[level[node] % len(PALETTE)], "xlabel": f"L{level[node]}",
+                          "fontcolor": "#111827"} if node.inputs else None)
+
+
+def by_thread(trace):
+    """Graphviz attributes for ``mg.draw(..., highlight=by_thread(trace))``: each node a threaded run
+    computed, filled with the colour of its thread and labelled with its place in the order of starts."""
+    spans = {span.node: (position, span.thread) for position, span in enumerate(trace)}
+
+    def attributes(node):
+        if node not in spans:
+            return None
+        position, thread = spans[node]
+        return {"fillcolor": THREAD_COLOURS[thread % len(THREAD_COLOURS)], "xlabel": f"t{thread}:{position}",
+                "fontcolor": "#111827"}
+    return attributes
 
 
 def rounds(network, columns=4):
