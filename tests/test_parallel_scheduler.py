@@ -3,8 +3,10 @@ random graphs with variables, assigns, views and dropout, and on training graphs
 memory planner on and off, run after run; state and memory add exactly the waits they must; an exception
 names its node and leaves no thread behind; run_tasks keeps its contract; traces are complete."""
 
+import sys
 import threading
 import time
+import traceback
 
 import numpy as np
 import pytest
@@ -14,11 +16,13 @@ from hypothesis import strategies as st
 import minigraph as mg
 import minigraph.tf as tf
 from minigraph.memory import measure_peak, plan_memory
+from minigraph.parallel import scheduler
 from minigraph.parallel.scheduler import (
     RANDOM_STATE,
     ThreadedExecutor,
     dependencies,
     levels,
+    parallelism,
     plan_for_threads,
     run_tasks,
     state_dependencies,
@@ -36,6 +40,14 @@ def same_bits(a, b):
 
 def all_same_bits(xs, ys):
     return len(xs) == len(ys) and all(same_bits(x, y) for x, y in zip(xs, ys))
+
+
+def threads_at_work():
+    """The threads that are inside run_tasks's worker loop (none may be once run_tasks has returned: idle
+    threads of the pool wait for work outside of it)."""
+    return [ident for ident, frame in sys._current_frames().items()
+            if any(f.f_code.co_name == "work" and f.f_code.co_filename == scheduler.__file__
+                   for f, _ in traceback.walk_stack(frame))]
 
 
 # ---------------------------------------------------------------------------------------------- random graphs
@@ -230,12 +242,11 @@ def test_many_runs_on_threads_never_differ_from_the_serial_run():
     fetches, feed = wide_graph()
     serial = mg.Session()
     threaded = {workers: mg.Session(workers=workers) for workers in (2, 4)}
-    threads_before = threading.active_count()
     for _ in range(60):
         expected = serial.run(fetches, feed)
         for sess in threaded.values():
             assert all_same_bits(expected, sess.run(fetches, feed))
-    assert threading.active_count() == threads_before  # every run joined its threads
+            assert not threads_at_work()  # every run's workers have ended their work
 
 
 def test_dropout_masks_are_drawn_in_the_serial_order():
@@ -348,13 +359,12 @@ def test_an_exception_names_its_node_and_leaves_no_thread_behind(workers):
     x, ends = chains_graph(chains=4, depth=4)
     failing = Boom()(ends[1], name="exploding")
     executor = ThreadedExecutor([*ends, mg.tanh(failing)], workers)
-    threads_before = threading.active_count()
     for _ in range(3):  # and again: the executor stays usable
         with pytest.raises(ValueError, match="boom inside compute") as raised:
             executor.run({x: np.ones((32, 32), np.float32)})
         if hasattr(raised.value, "__notes__"):
             assert raised.value.__notes__ == ["minigraph: raised while computing boom node 'exploding' (32, 32)"]
-        assert threading.active_count() == threads_before
+        assert not threads_at_work()
     assert not any(span.node.op.name == "tanh" and failing in span.node.inputs for span in executor.trace)
 
 
@@ -409,8 +419,14 @@ def test_one_worker_runs_the_tasks_in_their_order():
 
 
 def test_run_tasks_runs_independent_tasks_at_the_same_time():
-    barrier = threading.Barrier(3, timeout=10)
-    run_tasks([barrier.wait] * 3, [[], [], []], 3)  # three tasks that can only finish together
+    barrier, seen = threading.Barrier(3, timeout=10), []
+
+    def meet():  # three tasks that can only finish together
+        barrier.wait()
+        seen.append(len(threads_at_work()))
+
+    run_tasks([meet] * 3, [[], [], []], 3)
+    assert seen == [3, 3, 3] and not threads_at_work()
     barrier = threading.Barrier(2, timeout=0.2)
     with pytest.raises(threading.BrokenBarrierError):  # one worker cannot: the error comes back, no hang
         run_tasks([barrier.wait] * 2, [[], []], 1)
@@ -454,6 +470,7 @@ def test_the_trace_has_one_span_per_node_on_at_most_workers_threads():
     serial_order = ThreadedExecutor(ends, 1)
     serial_order.run({x: np.ones((64, 64), np.float32)})
     assert [span.node for span in serial_order.trace] == ops
+    assert 0 < parallelism(trace) <= 2.0 + 1e-9 and 0 < parallelism(serial_order.trace) <= 1.0 + 1e-9
 
 
 def test_values_are_freed_after_their_last_reader_on_threads():

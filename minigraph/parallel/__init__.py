@@ -35,7 +35,7 @@ from .allreduce import (
 from .cost import allreduce_time, fit_alpha_beta
 from .data_parallel import DataParallel, GradientStep, split_batch
 from .mpi import MPIError, mpirun
-from .scheduler import Span, ThreadedExecutor, plan_for_threads, run_tasks, state_dependencies
+from .scheduler import Span, ThreadedExecutor, parallelism, plan_for_threads, run_tasks, state_dependencies
 from .stale import train_stale
 from .training import endless_batches, evaluate, mlp
 

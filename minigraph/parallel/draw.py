@@ -7,6 +7,8 @@ an all-reduce round by round, and the α-β costs of the algorithms against N.
     mg.parallel.draw.rounds(mg.parallel.tagged(mg.parallel.ring_allreduce, 4)); plt.show()
 """
 
+from collections import defaultdict
+
 import matplotlib.pyplot as plt
 import numpy as np
 
@@ -20,29 +22,37 @@ ADD_COLOUR, COPY_COLOUR = "tab:orange", "tab:blue"
 THREAD_COLOURS = ("#93c5fd", "#fcd34d", "#86efac", "#f9a8d4", "#c4b5fd", "#fdba74", "#67e8f9", "#bef264")
 
 
-def gantt(trace, title=None, ax=None):
+def gantt(trace, title=None, ax=None, colour_by="op"):
     """A threaded run's ``trace`` (a list of :class:`~.scheduler.Span`) as a Gantt chart: one row per
-    thread, one bar per node from its start to its end, coloured by its op; a bar wide enough carries the
-    node's name. The time a row has no bar, its thread was waiting (or running Python between nodes)."""
+    thread, one bar per node from its start to its end; a bar wide enough carries the node's name. Bars are
+    coloured by op (``colour_by="op"``: the seven ops that took longest, the others grey) or by the role of
+    the node (``"role"``: forward, gradient, update, ...). Where a row has no bar, its thread was waiting
+    for a node to become ready, or running the Python between two nodes."""
     if not trace:
         raise ValueError("gantt: the trace is empty; run a ThreadedExecutor first")
+    if colour_by not in ("op", "role"):
+        raise ValueError(f"gantt: colour_by must be 'op' or 'role', not {colour_by!r}")
     if ax is None:
-        threads = max(span.thread for span in trace) + 1
-        fig, ax = plt.subplots(figsize=(10, 0.55 * threads + 1.3))
-    ops = sorted({span.node.op.name for span in trace})
-    colour = {op: plt.get_cmap("tab10")(index % 10) for index, op in enumerate(ops)}
+        fig, ax = plt.subplots(figsize=(10, 0.55 * (max(span.thread for span in trace) + 1) + 1.4))
+    key = (lambda node: node.op.name) if colour_by == "op" else (lambda node: node.role or "forward")
+    busy = defaultdict(float)
+    for span in trace:
+        busy[key(span.node)] += span.end - span.start
+    shown = sorted(busy, key=busy.get, reverse=True)[:7]
+    colour = {name: plt.get_cmap("tab10")(index) for index, name in enumerate(sorted(shown))}
     total = max(span.end for span in trace) * 1e3
     for span in trace:
         start, width = span.start * 1e3, (span.end - span.start) * 1e3
-        ax.barh(span.thread, width, left=start, height=0.7, color=colour[span.node.op.name], edgecolor="white",
-                linewidth=0.5)
+        ax.barh(span.thread, width, left=start, height=0.7, color=colour.get(key(span.node), "0.75"),
+                edgecolor="white", linewidth=0.5)
         if width > 0.06 * total:
             ax.text(start + width / 2, span.thread, span.node.name, ha="center", va="center", fontsize=7, clip_on=True)
-    ax.legend(handles=[plt.Rectangle((0, 0), 1, 1, color=colour[op]) for op in ops], labels=ops, fontsize=8,
-              loc="upper left", bbox_to_anchor=(1.0, 1.0), frameon=False)
-    ax.set_yticks(sorted({span.thread for span in trace}))
-    ax.set_yticklabels([f"thread {t}" for t in sorted({span.thread for span in trace})])
-    ax.invert_yaxis()
+    names = sorted(shown) + (["other"] if len(busy) > len(shown) else [])
+    ax.legend(handles=[plt.Rectangle((0, 0), 1, 1, color=colour.get(name, "0.75")) for name in names], labels=names,
+              fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0), frameon=False)
+    threads = sorted({span.thread for span in trace})
+    ax.set_yticks(threads, [f"thread {t}" for t in threads])
+    ax.set_ylim(max(threads) + 0.6, -0.6)
     ax.set_xlim(0, total * 1.01)
     ax.set_xlabel("time since the run started (ms)")
     ax.grid(axis="x", alpha=0.3)

@@ -22,6 +22,7 @@ a queue of the tasks that are ready. :class:`ThreadedExecutor` turns an executor
 ``Session(workers=N)`` uses it. Each run leaves a :class:`Span` per node in ``executor.trace``.
 """
 
+import concurrent.futures
 import functools
 import heapq
 import itertools
@@ -38,6 +39,9 @@ Span.__doc__ = """One node of a threaded run: the ``thread`` (0, 1, ... in the o
 their first node) that computed it from ``start`` to ``end``, in seconds since the run began."""
 
 RANDOM_STATE = "random state"  # what ops with op.stateful mutate (see state_dependencies)
+HELPERS = concurrent.futures.ThreadPoolExecutor(64, thread_name_prefix="minigraph worker")
+"""The threads that help the calling thread in :func:`run_tasks`, kept from run to run: starting a thread
+takes a tenth of a millisecond, much more on a busy machine."""
 
 
 def check_workers(workers):
@@ -89,8 +93,8 @@ def dependencies(order, plan):
 
 def levels(order):
     """``{node: level}``: 0 for sources, else one more than the highest level among the node's inputs. The
-    nodes of one level do not depend on one another, so their inputs permitting they can run at once; the
-    highest level is the length of the longest chain of ops, which no number of threads can shorten."""
+    nodes of one level do not depend on one another, so they could all run at once; the highest level is
+    the length of the longest chain of ops, which no number of threads can shorten."""
     level = {}
     for node in order:
         level[node] = 1 + max((level[x] for x in node.inputs), default=-1) if node.inputs else 0
@@ -108,8 +112,9 @@ def run_tasks(tasks, waits_for, workers):
     Dependency counts and a ready queue: ``waiting[i]`` counts the unfinished tasks that task ``i`` waits
     for. A worker takes the ready task of smallest index (so one worker runs the tasks in their order), runs
     it without holding the lock, then, holding it, decrements the counts of the tasks waiting for it and
-    queues those that reach zero. The calling thread is a worker too. If a task raises, no further task
-    starts; the running ones finish, every thread ends, and the exception is raised here.
+    queues those that reach zero. The calling thread is a worker, the others come from the pool
+    :data:`HELPERS`. If a task raises, no further task starts; the running ones finish, every worker ends,
+    and the exception is raised here.
     """
     check_workers(workers)
     waiting = [len(before) for before in waits_for]
@@ -151,17 +156,14 @@ def run_tasks(tasks, waits_for, workers):
                 return
             finished = task
 
-    threads = [threading.Thread(target=work, name=f"minigraph worker {i}", daemon=True) for i in range(1, workers)]
-    for thread in threads:
-        thread.start()
+    helpers = [HELPERS.submit(work) for _ in range(workers - 1)]
     try:
         work()
-    finally:  # even when the calling thread is interrupted (Ctrl-C), no thread is left behind
+    finally:  # even when the calling thread is interrupted (Ctrl-C), every helper ends its work
         with changed:
             stopped = True
             changed.notify_all()
-        for thread in threads:
-            thread.join()
+        concurrent.futures.wait(helpers)
     if failures:
         raise failures[0]
 
@@ -249,6 +251,14 @@ def _release(values, spans, slots):
     """The task that frees a buffer: empty its slots (the buffer's and its views')."""
     for slot in slots:
         values[slot] = None
+
+
+def parallelism(trace):
+    """How many nodes ran at once on average in a traced run: the nodes' total time over the time from the
+    first start to the last end (1 for a serial run; at most the number of threads)."""
+    if not trace:
+        raise ValueError("parallelism: the trace is empty")
+    return sum(span.end - span.start for span in trace) / (max(s.end for s in trace) - min(s.start for s in trace))
 
 
 # ---------------------------------------------------------------------------------------------- memory
