@@ -156,16 +156,17 @@ def chunk_bounds(size, parts, index):
 def ring_allreduce(network):
     """Ring all-reduce: worker i sends only to worker i + 1 (mod N).
 
-    Reduce-scatter, N - 1 rounds: in round s worker i passes chunk i - s on, and the receiver adds it to its
-    own; after the last round worker i holds the total of chunk i + 1. All-gather, N - 1 rounds: the
-    finished chunks travel once more around the ring, overwriting the partial sums."""
+    Reduce-scatter, N - 1 rounds: in round s worker i passes chunk i - s on, and the receiver
+    adds it to its own; after the last round worker i holds the total of chunk i + 1.
+    All-gather, N - 1 rounds: the finished chunks travel once more around the ring, overwriting
+    the partial sums."""
     n = network.workers
     for step in range(n - 1):
-        network.exchange([Transfer(i, (i + 1) % n, *network.chunk(i - step), add=True) for i in range(n)],
-                         "reduce-scatter")
+        network.exchange([Transfer(i, (i + 1) % n, *network.chunk(i - step), add=True)
+                          for i in range(n)], "reduce-scatter")
     for step in range(n - 1):
-        network.exchange([Transfer(i, (i + 1) % n, *network.chunk(i + 1 - step), add=False) for i in range(n)],
-                         "all-gather")
+        network.exchange([Transfer(i, (i + 1) % n, *network.chunk(i + 1 - step), add=False)
+                          for i in range(n)], "all-gather")
 
 
 def tree_allreduce(network):

@@ -86,8 +86,8 @@ class GradientStep:
         return self.fed
 
     def gradient(self, session, shards, batch_size):
-        """``(flat gradient, loss)``: for each shard (a feed dict of n examples) the gradient and the value
-        of its mean loss, times n / ``batch_size``, summed over the shards."""
+        """``(flat gradient, loss)``: for each shard (a feed dict of n examples) the gradient
+        and the value of its mean loss, times n / ``batch_size``, summed over the shards."""
         total, loss = np.zeros(sum(self.sizes), self.variables[0].dtype), 0.0
         for shard in shards:
             shard_loss, *grads = session.run([self.loss, *self.gradients], shard)

@@ -82,7 +82,8 @@ def allreduce_function(name):
 
 
 def train(comm, args, log=print):
-    """Train on this rank; return the history (the same on every rank) and the final weights by name."""
+    """Train on this rank; return the history (the same on every rank) and the final weights by
+    name."""
     rank, ranks = comm.Get_rank(), comm.Get_size()
     model = mlp(args.hidden, args.seed)
     step_graph = GradientStep(model.loss, SGD(args.lr), model.variables)
@@ -93,13 +94,15 @@ def train(comm, args, log=print):
         session.set_value(variable, value)
 
     images, labels = load_mnist("train", args.data_dir)
+    test_images, test_labels = load_mnist("test", args.data_dir)
     evaluated = {"train": (images[:args.eval_size], labels[:args.eval_size]),
-                 "test": tuple(part[:args.eval_size] for part in load_mnist("test", args.data_dir))}
+                 "test": (test_images[:args.eval_size], test_labels[:args.eval_size])}
     mine = slice(*chunk_bounds(args.batch_size, ranks, rank))
     history = {key: [] for key in HISTORY_KEYS}
     since_record = {"batch_loss": [], "step_time": [], "wait_time": [], "allreduce_time": []}
-    log(f"training a 784-{args.hidden}-10 MLP on {ranks} rank(s): global batch {args.batch_size} "
-        f"({args.batch_size // ranks} per rank), {args.steps} steps, lr {args.lr}, all-reduce {args.allreduce}")
+    log(f"training a 784-{args.hidden}-10 MLP on {ranks} rank(s): global batch "
+        f"{args.batch_size} ({args.batch_size // ranks} per rank), {args.steps} steps, "
+        f"lr {args.lr}, all-reduce {args.allreduce}")
     batches = endless_batches(images, labels, args.batch_size, args.seed)
     for step in range(1, args.steps + 1):
         started = time.perf_counter()
@@ -107,17 +110,19 @@ def train(comm, args, log=print):
         shard = {model.x: batch_images[mine], model.y: batch_labels[mine]}
         gradient, loss = step_graph.gradient(session, [shard], args.batch_size)
         waiting = time.perf_counter()
-        comm.Barrier()  # only to measure: the wait for the slowest rank, then the all-reduce alone
+        comm.Barrier()  # only to measure: the wait for the slowest rank, then the all-reduce
         summing = time.perf_counter()
         args.allreduce_function(comm, gradient)
         done = time.perf_counter()
         step_graph.apply(session, gradient)
-        for key, value in [("batch_loss", loss), ("wait_time", summing - waiting), ("allreduce_time", done - summing),
+        for key, value in [("batch_loss", loss), ("wait_time", summing - waiting),
+                           ("allreduce_time", done - summing),
                            ("step_time", time.perf_counter() - started)]:
             since_record[key].append(value)
         if step % args.every == 0 or step == args.steps:
             record = {key: np.mean(values) for key, values in since_record.items()}
-            record["step"], record["batch_loss"] = step, all_ranks_sum(comm, record["batch_loss"])
+            record["step"] = step
+            record["batch_loss"] = all_ranks_sum(comm, record["batch_loss"])
             for name, (eval_images, eval_labels) in evaluated.items():
                 record[f"{name}_loss"], record[f"{name}_acc"] = evaluate_across_ranks(
                     comm, session, model, eval_images, eval_labels)
@@ -125,11 +130,18 @@ def train(comm, args, log=print):
                 history[key].append(float(record[key]))
             for values in since_record.values():
                 values.clear()
-            log(f"step {step:>{len(str(args.steps))}}/{args.steps}  batch loss {record['batch_loss']:.4f} | "
-                f"train loss {record['train_loss']:.4f} acc {record['train_acc']:.4f} | test loss "
-                f"{record['test_loss']:.4f} acc {record['test_acc']:.4f} | {1e3 * record['step_time']:.1f} ms/step: "
-                f"waiting {1e3 * record['wait_time']:.1f} ms, all-reduce {1e3 * record['allreduce_time']:.1f} ms")
+            log(progress(record, args.steps))
     return history, dict(zip((v.name for v in model.variables), session.run(model.variables)))
+
+
+def progress(record, steps):
+    """The line rank 0 prints for a record of the history."""
+    ms = {key: 1e3 * record[key] for key in ("step_time", "wait_time", "allreduce_time")}
+    return (f"step {record['step']:>{len(str(steps))}}/{steps}  batch loss {record['batch_loss']:.4f}"
+            f" | train loss {record['train_loss']:.4f} acc {record['train_acc']:.4f}"
+            f" | test loss {record['test_loss']:.4f} acc {record['test_acc']:.4f}"
+            f" | {ms['step_time']:.1f} ms/step: waiting {ms['wait_time']:.1f} ms, "
+            f"all-reduce {ms['allreduce_time']:.1f} ms")
 
 
 def all_ranks_sum(comm, *values):

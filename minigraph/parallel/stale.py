@@ -22,24 +22,29 @@ from .data_parallel import GradientStep
 from .training import endless_batches, evaluate
 
 
-def train_stale(model, optimizer, staleness, data, steps, batch_size=64, every=50, evaluate_on=None, seed=0):
-    """Train ``model`` (a :func:`~.training.mlp`) with gradients ``staleness`` steps old; return its history.
+def train_stale(model, optimizer, staleness, data, steps, batch_size=64, every=50,
+                evaluate_on=None, seed=0):
+    """Train ``model`` (a :func:`~.training.mlp`) with gradients ``staleness`` steps old; return
+    its history.
 
-    ``data`` is ``(images, labels)``; minibatches come from :func:`~.training.endless_batches` with
-    ``seed``. Every ``every`` steps the history records the step, the mean minibatch loss since the last
-    record ("train_loss", as the workers saw it, at their stale weights) and, for each ``name: (images,
-    labels)`` of ``evaluate_on``, the loss and accuracy of the server's weights ("name_loss", "name_acc").
+    ``data`` is ``(images, labels)``; minibatches come from :func:`~.training.endless_batches`
+    with ``seed``. Every ``every`` steps the history records the step, the mean minibatch loss
+    since the last record ("train_loss", as the workers saw it, at their stale weights) and, for
+    each ``name: (images, labels)`` of ``evaluate_on``, the loss and accuracy of the server's
+    weights ("name_loss", "name_acc").
     """
     if staleness < 0 or steps < 1 or every < 1:
-        raise ValueError(f"need staleness >= 0, steps >= 1 and every >= 1; got {staleness}, {steps} and {every}")
+        raise ValueError("need staleness >= 0, steps >= 1 and every >= 1; "
+                         f"got {staleness}, {steps} and {every}")
     step_graph = GradientStep(model.loss, optimizer, model.variables)
     server, worker = Session(), Session()
-    pulled = deque([server.run(model.variables)], maxlen=staleness + 1)  # the last s + 1 versions of the weights
+    pulled = deque([server.run(model.variables)], maxlen=staleness + 1)  # the last s + 1
     history, losses = {"step": []}, []
     for step, (images, labels) in enumerate(endless_batches(*data, batch_size, seed), start=1):
         for variable, value in zip(model.variables, pulled[0]):
             worker.set_value(variable, value)
-        gradient, loss = step_graph.gradient(worker, [{model.x: images, model.y: labels}], batch_size)
+        shard = {model.x: images, model.y: labels}
+        gradient, loss = step_graph.gradient(worker, [shard], batch_size)
         step_graph.apply(server, gradient)
         pulled.append(server.run(model.variables))
         losses.append(loss)
