@@ -249,6 +249,22 @@ def test_many_runs_on_threads_never_differ_from_the_serial_run():
             assert not threads_at_work()  # every run's workers have ended their work
 
 
+@pytest.mark.parametrize("seed", range(20))
+def test_reads_see_the_value_from_the_start_of_the_run_whatever_the_order(seed):
+    """Chapter 02's rule, on threads: the update of W waits for every read of W in the run, the
+    penalty, the transposed product (a read through a view) and the fetched W itself."""
+    x = mg.placeholder("x", (None, 2))
+    W = mg.Variable(np.array([[1.0, 2.0], [3.0, 4.0]], np.float32), name="W")
+    penalty = mg.reduce_sum(W * W)
+    step = mg.assign_sub(W, 0.1 * mg.gradients(penalty, W))
+    transposed = mg.matmul(x, mg.transpose(W))
+    feed = {x: np.ones((1, 2), np.float32)}
+    serial = mg.Session().run([step, penalty, transposed, W], feed)
+    executor = ThreadedExecutor([step, penalty, transposed, W], 2, run_tasks=shuffled_run_tasks(seed))
+    assert all_same_bits(serial, executor.run(feed))
+    assert all_same_bits(serial[3], W.initial_value) and not np.array_equal(serial[0], serial[3])
+
+
 def test_dropout_masks_are_drawn_in_the_serial_order():
     """Masks that share one generator draw in the serial order on any number of threads: the same masks."""
     def masks():
