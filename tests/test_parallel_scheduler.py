@@ -221,6 +221,16 @@ def test_training_on_threads_ends_with_the_serial_weights_bit_for_bit(name, memo
     assert not np.allclose(serial_weights[0], train(name, steps=0)[1][0])  # it did train
 
 
+@pytest.mark.parametrize("name", sorted(TRAINING))
+def test_the_optimized_graph_on_threads_trains_to_the_serial_bits(name):
+    """Chapter 05's passes, fused ops included, then chapter 07's threads: the optimized serial run's bits."""
+    serial_losses, serial_weights = train(name, optimize=True)
+    losses, weights = train(name, optimize=True, workers=2)
+    assert all_same_bits(serial_losses, losses)
+    assert all_same_bits(serial_weights, weights)
+    assert not np.allclose(serial_weights[0], train(name, steps=0)[1][0])  # it did train
+
+
 def wide_graph(chains=6, depth=5, size=48, seed=0):
     """``chains`` independent chains of matmul + tanh from one placeholder, and a Variable updated by
     each chain's result: plenty of nodes ready at once, and reads and writes of one variable."""
