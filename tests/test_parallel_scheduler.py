@@ -325,6 +325,21 @@ def test_stateful_ops_mutate_the_random_state():
     assert RANDOM_STATE == "random state" and deps[masks[1]] == [masks[0]] and masks[0] not in deps
 
 
+def test_updates_of_different_variables_do_not_wait_for_each_other():
+    """Assign ops are stateful (chapter 05 never merges or folds them), but what they mutate is their
+    variable, not the random state: one optimizer step's updates may all run at once."""
+    x = mg.placeholder("x", (None, 3))
+    W, b = mg.Variable(np.ones((3, 2), np.float32), name="W"), mg.Variable(np.zeros(2, np.float32), name="b")
+    loss = mg.reduce_sum(mg.tanh(x @ W + b))
+    step = mg.optim.SGD(0.1).minimize(loss)
+    order = mg.Executor([loss, step]).order
+    waits = state_dependencies(order)
+    updates = [node for node in order if node.op.mutates]
+    assert len(updates) == 3  # W, b and the iteration count
+    for update in updates:
+        assert not any(w.op.mutates for w in waits.get(update, [])), update.name
+
+
 def chains_graph(chains=4, depth=3, size=32):
     rng = np.random.default_rng(0)
     x = mg.placeholder("x", (size, size))

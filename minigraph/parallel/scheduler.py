@@ -69,15 +69,15 @@ def state_dependencies(order):
     together: a read waits for the last write before it, a write for the last write and every
     read since. A node *reads* the variables its inputs may share memory with (views of a
     variable count: :func:`~minigraph.session.aliased_variables`); an assign op *mutates* the
-    variable of its first input. Ops with hidden state (``op.stateful``: dropout masks, drawn
-    from generators they may share) all mutate one :data:`RANDOM_STATE`, so they draw in the
-    order of ``order``.
+    variable of its first input. The other ops with hidden state (``op.stateful``: dropout
+    masks, drawn from generators they may share) all mutate one :data:`RANDOM_STATE`, so they
+    draw in the order of ``order``.
     """
     aliased, position = aliased_variables(order), {node: i for i, node in enumerate(order)}
     last_write, reads_since, waits = {}, defaultdict(list), {}
     for node in order:
         mutated = set(aliased[node.inputs[0]]) if node.op.mutates else set()
-        if node.op.stateful:
+        if node.op.stateful and not node.op.mutates:  # a random draw (an assign is stateful too)
             mutated.add(RANDOM_STATE)
         read = set().union(*(aliased[x] for x in node.inputs)) - mutated
         before = {last_write[var] for var in read | mutated if var in last_write}
