@@ -96,15 +96,15 @@ def gradients(y, xs, grad_y=None, checkpoints=None):
     return result[0] if single else result
 
 
-def _check_differentiable(y, xs):
+def _check_differentiable(y, xs, caller="gradients"):
     for node in [y, *xs]:
         if not isinstance(node, Node):
-            raise TypeError(f"gradients: expected nodes, got a {type(node).__name__}")
+            raise TypeError(f"{caller}: expected nodes, got a {type(node).__name__}")
         if node.eager and not node.requires_grad:  # chapter 08: a Tensor without a tape has no history
-            raise ValueError(f"gradients: the eager tensor {describe(node)} is not on a tape; create the tensors "
+            raise ValueError(f"{caller}: the eager tensor {describe(node)} is not on a tape; create the tensors "
                              "to differentiate with requires_grad=True, and compute from them outside no_grad()")
     if y.dtype is None or y.dtype.kind not in "fc":
-        raise TypeError(f"gradients: y {describe(y)} has dtype {y.dtype}; only floating-point values have gradients")
+        raise TypeError(f"{caller}: y {describe(y)} has dtype {y.dtype}; only floating-point values have gradients")
 
 
 def _nodes_depending_on(order, xs):
@@ -154,6 +154,7 @@ def jvp(y, xs, tangents):
     xs, tangents = ([xs], [tangents]) if isinstance(xs, Node) else (list(xs), list(tangents))
     if len(xs) != len(tangents):
         raise ValueError(f"jvp: {len(xs)} inputs but {len(tangents)} tangents")
+    _check_differentiable(y, xs, "jvp")
     tangent = {}
     with role_scope("tangent"):
         for x, t in zip(xs, tangents):

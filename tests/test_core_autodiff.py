@@ -77,6 +77,14 @@ def test_hessian_vector_product_of_softmax_regression_matches_finite_differences
     assert np.allclose(sess.run(hvp), (above - below) / (2 * eps), atol=1e-8)
 
 
+def test_jvp_refuses_what_it_cannot_differentiate():
+    x = mg.placeholder("x", (3,))
+    with pytest.raises(TypeError, match="jvp: expected nodes, got a ndarray"):
+        mg.jvp(x * 2, [np.ones(3)], [np.ones(3)])
+    with pytest.raises(TypeError, match="jvp: y .* has dtype int64; only floating-point"):
+        mg.jvp(mg.cast(x, "int64"), x, np.ones(3))
+
+
 def test_jvp_exact_and_through_an_op_without_a_tangent_rule():
     x = mg.placeholder("x", (3,), "float64")
     t = mg.constant(np.array([1.0, 0.5, -1.0]))

@@ -207,6 +207,10 @@ def test_clear_errors():
         mg.gradients(y, x)
     with pytest.raises(ValueError, match="is not on a tape"):
         mg.gradients(mg.reduce_sum(x * x), Tensor([1.0, 2.0]))
+    with pytest.raises(ValueError, match="jvp: the eager tensor .* is not on a tape"):
+        mg.jvp(y, x, np.ones(2))  # y computed under no_grad(): zeros would be a silent wrong answer
+    with pytest.raises(ValueError, match="jvp: the eager tensor .* is not on a tape"):
+        mg.jvp(mg.reduce_sum(x * x), Tensor([1.0, 2.0]), np.ones(2))
     with pytest.raises(TypeError, match="cannot mix eager Tensors with the graph node 'p'"):
         x + mg.placeholder("p", (2,))
     with pytest.raises(TypeError, match="not the graph node"):
