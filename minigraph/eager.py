@@ -53,7 +53,7 @@ def apply(op, inputs, name=None):
     """
     values, wants_grad = [], False  # the inputs' arrays; does an input require a gradient?
     for x in inputs:
-        if x.__class__ is not Tensor:  # a number or an array among the inputs: make constant tensors
+        if x.__class__ is not Tensor:  # a number or an array among them: make constant tensors
             inputs, values, wants_grad = _as_tensors(op, inputs)
             break
         values.append(x._array)
