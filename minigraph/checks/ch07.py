@@ -652,12 +652,12 @@ class _Gradient:
             raise CheckFailure("gradient(feed_dict) needs a feed dict with the keys of the batch's, each value a part "
                                "of the batch's value", got=feed_dict)
         images = np.asarray(feed_dict[self.model.x])
+        if len(images) == 0:
+            raise CheckFailure("gradient was fed an empty part of the batch: every part needs at least one example")
         rows = [self.example.get(np.asarray(row, np.float64).tobytes()) for row in images.reshape(len(images), -1)]
         if None in rows or len(images) != len(feed_dict[self.model.y]):
             raise CheckFailure("gradient was fed images that are not examples of the batch (or images and labels of "
                                "different lengths): cut every value of the feed dict with the same slice")
-        if len(rows) == 0:
-            raise CheckFailure("gradient was fed an empty part of the batch: every part needs at least one example")
         self.held.append([index for index, refs in enumerate(self.returned) if any(r() is not None for r in refs)])
         self.calls.append(rows)
         values = [read_only(v) for v in self.session.run(self.nodes, {self.model.x: images,
