@@ -13,8 +13,8 @@ r"""Checks of chapter 07, parallelism.
   2(N - 1)/N M bytes per worker.
 - 7.4 ``ring_allreduce_mpi(comm, buffer)``: the same ring on real MPI ranks with ``Sendrecv``, launched on
   2, 3 and 4 ranks by :mod:`.ch07_ranks`.
-- 7.5 ``sharded_gradient(gradient, feed_dict, workers)``: the shards' gradients weighted by n_k / B are the
-  batch's gradient, shards unequal.
+- 7.5 ``split_feed(feed_dict, parts)`` and ``sharded_gradient(gradient, feed_dict, workers)``: balanced
+  contiguous shards, whose gradients weighted by n_k / B are the batch's gradient (shards unequal).
 - 7.6 ``accumulated_gradient(gradient, feed_dict, micro_batch_size)``: the same sum over micro-batches, one
   after another, holding only a running total.
 - 7.7 ``data_parallel_step(sessions, step, feed_dict)``: the learner's shards and ring train MNIST on four
@@ -151,14 +151,15 @@ def _expect_same_order(got, accesses, description, labels=None):
     for (earlier, later), why in sorted(rule.items(), key=lambda item: (item[0][1], item[0][0])):
         if not theirs[later] >> earlier & 1:
             raise CheckFailure(f"task {later} must wait for task {earlier} (directly or through other tasks): {why}",
-                               input=given(earlier, later), expected={later: sorted(expected[later])}, got={later: waits[later]})
+                               input=given(earlier, later), expected={later: sorted(expected[later])},
+                               got={later: waits[later]})
     for later in range(count):
         for earlier in waits[later]:
             if not ours[later] >> earlier & 1:
                 raise CheckFailure(f"task {later} waits for task {earlier}, which it need not: "
                                    f"{_why_not(earlier, later, accesses)}. Every needless wait keeps two tasks from "
-                                   "running at once", input=given(earlier, later), expected={later: sorted(expected[later])},
-                                   got={later: waits[later]})
+                                   "running at once", input=given(earlier, later),
+                                   expected={later: sorted(expected[later])}, got={later: waits[later]})
     return sum(len(w) for w in expected)
 
 
@@ -528,9 +529,9 @@ def _module_source(function):
         if fn.__name__ == "<lambda>":
             raise CheckFailure("the ranks need your function's source: define it with def, not lambda")
         if fn.__code__.co_freevars:
-            raise CheckFailure(f"{fn.__name__} uses {', '.join(fn.__code__.co_freevars)} of the function around it, "
-                               "which the ranks — new Python processes — cannot receive: define it at the top level "
-                               "of a cell")
+            raise CheckFailure(f"{fn.__name__} uses {', '.join(fn.__code__.co_freevars)} of the function around "
+                               "it, which the ranks — new Python processes — cannot receive: define it at the top "
+                               "level of a cell")
         try:
             definitions.append(textwrap.dedent(inspect.getsource(fn)))
         except (OSError, TypeError):
@@ -750,9 +751,9 @@ def _(split_feed, sharded_gradient):
         if max(sizes) - min(sizes) > 1:
             raise CheckFailure(f"your shards hold {sizes} examples: their sizes should differ by at most one, or the "
                                "workers with more examples keep the others waiting", input=given, got=sizes)
-        _expect_batch_gradient(got, grad, given, f"your function averaged the shards' gradients with equal weights "
-                               f"1/N, but the shards are unequal ({sizes}): the batch's mean loss is Σ (n_k / B) L_k, so "
-                               "weight shard k's gradient by n_k / B")
+        _expect_batch_gradient(got, grad, given, f"your function averaged the shards' gradients with equal "
+                               f"weights 1/N, but the shards are unequal ({sizes}): the batch's mean loss is "
+                               "Σ (n_k / B) L_k, so weight shard k's gradient by n_k / B")
     return ("split_feed cuts 4 batches as it should; batches of 90, 7, 50 and 10 on 4, 7, 3 and 1 workers, shards "
             "unequal: the gradient of the whole batch")
 
@@ -785,12 +786,15 @@ def _(accumulated_gradient):
         for call, held in enumerate(grad.held):
             old = [index + 1 for index in held if index < call - 1]
             if old:
-                raise CheckFailure(f"when your function asked for the gradient of micro-batch {call + 1}, it still "
-                                   f"held the gradients of micro-batch(es) {old}: accumulation keeps one running total, "
-                                   "so that memory does not grow with the number of micro-batches", input=given)
-        _expect_batch_gradient(got, grad, given, f"your function averaged the micro-batches' gradients with equal "
-                               f"weights 1/k, but they are unequal ({sizes}): weight micro-batch j's gradient by n_j / B")
-    return "batches of 90, 64, 5 and 10 in micro-batches of 32, 16, 5 and 3: the whole batch's gradient, one running total"
+                raise CheckFailure(f"when your function asked for the gradient of micro-batch {call + 1}, it "
+                                   f"still held the gradients of micro-batch(es) {old}: accumulation keeps one "
+                                   "running total, so that memory does not grow with the number of micro-batches",
+                                   input=given)
+        _expect_batch_gradient(got, grad, given, f"your function averaged the micro-batches' gradients with "
+                               f"equal weights 1/k, but they are unequal ({sizes}): weight micro-batch j's gradient "
+                               "by n_j / B")
+    return ("batches of 90, 64, 5 and 10 in micro-batches of 32, 16, 5 and 3: the whole batch's gradient, one running "
+            "total")
 
 
 # ---------------------------------------------------------------------------------------------- 7.7

@@ -119,7 +119,8 @@ def main(argv=None):
             what = f"called {error.name}, minigraph's own version of what this exercise asks you to write"
         else:
             what = str(error) if isinstance(error, RefusedCall) else f"raised {type(error).__name__}: {error}"
-        frames = [frame.line for frame in traceback.extract_tb(error.__traceback__) if Path(frame.filename) == Path(path)]
+        frames = [frame.line for frame in traceback.extract_tb(error.__traceback__)
+                  if Path(frame.filename) == Path(path)]
         report = {"error": what, "line": frames[-1] if frames else None,
                   "not_implemented": str(error) if isinstance(error, NotImplementedError) else None}
         _write(Path(folder, f"error{rank}.json"), report)
