@@ -107,9 +107,9 @@ def main(argv=None):
     MPI = mpi.import_mpi()
     comm = MPI.COMM_WORLD
     rank = comm.Get_rank()
-    function = _learner_function(path, name)
     package = [mpi.ring_allreduce, mpi.library_allreduce, allreduce.ring_allreduce]
     try:
+        function = _learner_function(path, name)
         with unavailable(package, [function], __file__) as uses:
             results = run_cases(comm, function)
         if uses:  # refused, but the learner's code went on
