@@ -448,6 +448,13 @@ def step_applied_by_worker_zero_only(sessions, step, feed_dict):
     step.apply(sessions[0], network.results()[0])
 
 
+def step_with_a_wrong_ring(sessions, step, feed_dict):
+    network = Network(parts_of(sessions, step, feed_dict))
+    ring_gathering_the_wrong_chunk(network)
+    for session, total in zip(sessions, network.results()):
+        step.apply(session, total)
+
+
 def step_through_data_parallel(sessions, step, feed_dict):
     parallel = par.DataParallel(step.loss, mg.optim.SGD(0.1), len(sessions))
     parallel.sessions = sessions
@@ -499,6 +506,8 @@ def step_through_data_parallel(sessions, step, feed_dict):
     ("7.7", step_with_shard_means, "after step 1, the workers' hidden/W is not that of one SGD step on the whole batch "
      "of 125 examples (the workers' step is 4.00 times as long)"),
     ("7.7", step_applied_by_worker_zero_only, "after step 1, worker 1's hidden/W differs from worker 0's"),
+    ("7.7", step_with_a_wrong_ring, "after step 1, the workers' hidden/W is not that of one SGD step on the whole "
+     "batch of 125 examples"),
 ])
 def test_a_typical_mistake_is_named(run_check, exercise, answer, message):
     result, report = run_check(exercise, *([SOLVED["split_feed"]] if exercise == "7.5" else []), answer)

@@ -836,8 +836,9 @@ class _Training:
                 ratio = np.linalg.norm(mine - old) / max(float(np.linalg.norm(want - old)), 1e-30)
                 raise CheckFailure(f"after step {number}, the workers' {var.name} is not that of one SGD step on the "
                                    f"whole batch of {len(labels)} examples (the workers' step is {ratio:.2f} times as "
-                                   "long): each worker's part is its shard's gradient times n_k / B, and the sum of "
-                                   "the parts is the batch's gradient", input=self.given)
+                                   "long): each worker's part must be its shard's gradient times n_k / B, and your "
+                                   "ring all-reduce (which must pass 7.3) must add the parts up into the batch's "
+                                   "gradient", input=self.given)
 
 
 @exercise(
