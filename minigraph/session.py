@@ -106,9 +106,7 @@ class Executor:
             for compute, node, gather_inputs, output in self._steps:
                 values[output] = compute(node, gather_inputs(values))
         except Exception as error:
-            if hasattr(error, "add_note"):  # Python >= 3.11
-                error.add_note(f"minigraph: raised while computing {node.op.name} node "
-                               f"{describe(node)}")
+            name_the_node(error, node)
             raise
         return [values[i] for i in self._fetch_slots]
 
@@ -165,6 +163,13 @@ class Snapshot(Op):
 
     def infer_shape(self, node, input_shapes):
         return input_shapes[0]
+
+
+def name_the_node(error, node):
+    """Add to ``error``, raised while computing ``node``, a note naming the node (shown under the traceback
+    from Python 3.11 on)."""
+    if hasattr(error, "add_note"):
+        error.add_note(f"minigraph: raised while computing {node.op.name} node {describe(node)}")
 
 
 def check_feed(placeholder, value):

@@ -34,9 +34,8 @@ import threading
 import time
 from collections import defaultdict, namedtuple
 
-from ..graph import describe
 from ..memory import MemoryPlan, plan_memory
-from ..session import Executor, aliased_variables
+from ..session import Executor, aliased_variables, name_the_node
 
 Span = namedtuple("Span", "node thread start end")
 Span.__doc__ = """One node of a threaded run: the ``thread`` (0, 1, ... in the order the threads
@@ -256,9 +255,7 @@ def _compute(values, spans, compute, node, gather_inputs, output):
     try:
         values[output] = compute(node, gather_inputs(values))
     except Exception as error:
-        if hasattr(error, "add_note"):  # Python >= 3.11
-            error.add_note(f"minigraph: raised while computing {node.op.name} node "
-                           f"{describe(node)}")
+        name_the_node(error, node)
         raise
     spans.append((node, threading.get_ident(), start, time.perf_counter()))
 
