@@ -191,6 +191,11 @@ class SoftplusWithoutShape(Softplus):
         return None
 
 
+class SoftplusWithAShapeThatIsANumber(Softplus):
+    def infer_shape(self, node, input_shapes):
+        return len(input_shapes[0])
+
+
 class SoftplusGradientNotInAList(Softplus):
     def gradient(self, node, output_grad):
         return output_grad * mg.sigmoid(node.inputs[0])
@@ -349,6 +354,11 @@ class WhileLoopReturningItsInput(WhileLoop):
         return x
 
 
+class WhileLoopReturningAList(WhileLoop):
+    def compute(self, node, input_values):
+        return list(super().compute(node, input_values))
+
+
 class WhileLoopWithoutShape(WhileLoop):
     def infer_shape(self, node, input_shapes):
         return None
@@ -357,64 +367,49 @@ class WhileLoopWithoutShape(WhileLoop):
 # ---------------------------------------------------------------------------------------------- 8.6
 
 
-def step_without_zeroing(params, x, y, learning_rate, backward):
-    loss = mean_loss(params, x, y)
-    backward(loss)
-    with mg.eager.no_grad():
+def sgd_step(params, x, y, learning_rate, backward, *, loss=None, direction=-1, backward_calls=1,
+             off_the_tape=True, in_place=True, zero=True):
+    """train_step with the choices a learner gets wrong switched by keywords."""
+    loss = (loss or mean_loss)(params, x, y)
+    for _ in range(backward_calls):
+        backward(loss)
+    with mg.eager.no_grad() if off_the_tape else contextlib.nullcontext():
         for p in params:
-            p -= learning_rate * p.grad
+            step = direction * learning_rate * p.grad / backward_calls
+            if in_place:
+                p += step
+            else:
+                p = p + step  # the mistake under test: a new tensor, the parameter unchanged
+    for p in params if zero else ():
+        p.grad = None
     return loss
+
+
+def step_without_zeroing(params, x, y, learning_rate, backward):
+    return sgd_step(params, x, y, learning_rate, backward, zero=False)
 
 
 def step_rebinding_the_parameters(params, x, y, learning_rate, backward):
-    loss = mean_loss(params, x, y)
-    backward(loss)
-    with mg.eager.no_grad():
-        for p in params:
-            p = p - learning_rate * p.grad  # noqa: PLW2901 (the mistake under test)
-    for p in params:
-        p.grad = None
-    return loss
+    return sgd_step(params, x, y, learning_rate, backward, in_place=False)
 
 
 def step_updating_on_the_tape(params, x, y, learning_rate, backward):
-    loss = mean_loss(params, x, y)
-    backward(loss)
-    for p in params:
-        p -= learning_rate * p.grad
-        p.grad = None
-    return loss
+    return sgd_step(params, x, y, learning_rate, backward, off_the_tape=False)
 
 
 def step_with_the_summed_loss(params, x, y, learning_rate, backward):
-    loss = mg.reduce_sum(mg.softmax_cross_entropy(SOLVED["mlp"](params, x), y))
-    backward(loss)
-    with mg.eager.no_grad():
-        for p in params:
-            p -= learning_rate * p.grad
-            p.grad = None
-    return loss
+    def summed_loss(params, x, y):
+        return mg.reduce_sum(mg.softmax_cross_entropy(SOLVED["mlp"](params, x), y))
+
+    return sgd_step(params, x, y, learning_rate, backward, loss=summed_loss)
 
 
 def step_climbing(params, x, y, learning_rate, backward):
-    loss = mean_loss(params, x, y)
-    backward(loss)
-    with mg.eager.no_grad():
-        for p in params:
-            p += learning_rate * p.grad
-            p.grad = None
-    return loss
+    return sgd_step(params, x, y, learning_rate, backward, direction=1)
 
 
 def step_calling_backward_twice(params, x, y, learning_rate, backward):
-    loss = mean_loss(params, x, y)
-    backward(loss)
-    backward(mean_loss(params, x, y))
-    with mg.eager.no_grad():
-        for p in params:
-            p -= learning_rate * p.grad / 2
-            p.grad = None
-    return loss
+    return sgd_step(params, x, y, learning_rate, backward, backward_calls=2)
 
 
 def step_with_the_tensor_method(params, x, y, learning_rate, backward):
@@ -441,6 +436,7 @@ def step_with_the_tensor_method(params, x, y, learning_rate, backward):
     ("8.2", (SoftplusLosingTinyValues,), "log(1 + e) rounds 1 + e to 1 when e < 1e-16"),
     ("8.2", (SoftplusInFloat64,), "compute turned float32 into float64: keep the input's dtype"),
     ("8.2", (SoftplusWithoutShape,), "the shape of softplus(x) (infer_shape"),
+    ("8.2", (SoftplusWithAShapeThatIsANumber,), "building the node softplus(x) raised TypeError"),
     ("8.2", (SoftplusGradientNotInAList,), "gradient should return a list with one node per input"),
     ("8.2", (SoftplusGradientAsAnArray,), "gradient returned a ndarray for dL/dx; it must be a node built from ops"),
     ("8.2", (SoftplusGradientWithoutTheAdjoint,), "dL/dx in a graph (mg.gradients), which is v * sigmoid(x)"),
@@ -463,6 +459,7 @@ def step_with_the_tensor_method(params, x, y, learning_rate, backward):
     ("8.5", (WhileLoopAsIf,), "the loop's result after 4 iteration(s) differs"),
     ("8.5", (WhileLoopTestingAfterTheBody,), "the loop's result after 0 iteration(s)"),
     ("8.5", (WhileLoopReturningItsInput,), "your compute returned the input's own array"),
+    ("8.5", (WhileLoopReturningAList,), "compute(node, [x]) should be a numpy array"),
     ("8.5", (WhileLoopWithoutShape,), "the shape of the loop's result"),
     ("8.6", (step_without_zeroing, backward), "after your step W1.grad still holds this step's gradient"),
     ("8.6", (step_rebinding_the_parameters, backward), "your step left W1 unchanged"),

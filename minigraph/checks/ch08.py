@@ -23,6 +23,8 @@ References are the checker's own: central differences of eager forward passes, n
 its own SGD step; the package's ``backward`` serves only the checker's reference step of 8.6 and 8.2's eager use.
 """
 
+import traceback
+
 import numpy as np
 
 from .. import autodiff, eager, tf, tracing
@@ -32,6 +34,7 @@ from ..init import he_normal
 from ..ops import matmul, reduce_mean, reduce_sum, relu, softmax_cross_entropy, tanh
 from ..session import Session
 from .framework import CheckFailure, Passed, Text, exercise, expect_close, expect_equal, expect_shape, is_close
+from .report import is_learner_file
 
 EPS = 1e-6  # central differences, in float64
 
@@ -189,6 +192,24 @@ def _sigmoid(x):
     return np.where(x >= 0, 1 / (1 + e), e / (1 + e))
 
 
+def _raised_in_your_code(error):
+    """Whether the traceback of ``error`` passes through the learner's code (the framework then shows the line)."""
+    return isinstance(error, NotImplementedError) or any(
+        is_learner_file(frame.filename) for frame in traceback.extract_tb(error.__traceback__))
+
+
+def _built(op, x, given):
+    """``op(x)``, the learner's op applied to a node; minigraph refusing what their methods returned is a failure."""
+    try:
+        return op(x)
+    except Exception as error:
+        if _raised_in_your_code(error):
+            raise
+        raise CheckFailure(f"building the node {op.name}(x) raised {type(error).__name__}: {error} — minigraph could "
+                           "not use what your methods returned (infer_shape returns a tuple, or None when the shape is "
+                           "unknown)", input=given) from None
+
+
 def _expect_gradient_nodes(op, node, output_grad, given):
     grads = op.gradient(node, output_grad)
     if not isinstance(grads, (list, tuple)) or len(grads) != 1:
@@ -219,12 +240,11 @@ def _expect_gradient_nodes(op, node, output_grad, given):
 )
 def _(Softplus):
     op = Softplus()
-    p = placeholder("x", shape=(None, 3))
-    node = op(p)
-    expect_equal(node.shape, (None, 3), input={"x": Text("a float32 placeholder of shape (None, 3)")},
+    given = {"x": Text("a float32 placeholder of shape (None, 3)")}
+    node = _built(op, placeholder("x", shape=(None, 3)), given)
+    expect_equal(node.shape, (None, 3), input=given,
                  what="the shape of softplus(x) (infer_shape: the input's shape, unknown dimensions included)")
-    expect_equal(str(node.dtype), "float32", input={"x": Text("a float32 placeholder of shape (None, 3)")},
-                 what="the dtype of softplus(x)")
+    expect_equal(str(node.dtype), "float32", input=given, what="the dtype of softplus(x)")
     cases = [np.array([[-2.0, 0.0, 3.0], [0.5, -0.5, 10.0]], np.float32),
              np.array([[-1000.0, -40.0, -1e-3], [1e-3, 40.0, 1000.0]])]
     for x in cases:
@@ -409,6 +429,17 @@ def _expect_trace(result, arguments, given):
     return placeholders, output
 
 
+def _run(output, feed, given):
+    """A Session run of the learner's graph; a failure there is reported as a failure of their trace."""
+    try:
+        return Session().run(output, feed)
+    except Exception as error:
+        if _raised_in_your_code(error):
+            raise
+        raise CheckFailure(f"running the graph of your trace raised {type(error).__name__}: {error}",
+                           input=given) from None
+
+
 def _clip(g):
     norm = (reduce_sum(g * g)) ** 0.5
     if float(norm) > 1.0:
@@ -425,7 +456,7 @@ def _expect_value_reads_refused(trace):
         return
     placeholders, output = _expect_trace(result, [np.array([3.0, 4.0])], given)
     small = np.array([0.3, 0.4])
-    frozen = Session().run(output, {placeholders[0]: small})
+    frozen = _run(output, {placeholders[0]: small}, given)
     raise CheckFailure("Python read the value of norm (float(norm)) while your tracer watched, and your tracer let "
                        "it: the graph keeps the branch taken for [3, 4] and divides every input by its norm. read "
                        "should raise mg.TracingError", input={**given, "then run on": small},
@@ -468,7 +499,7 @@ def _(Tracer, trace):  # trace builds on Tracer; the check runs trace
             new = _arguments(rng, signature)
             with eager.no_grad():
                 expected = fn(*[Tensor(a) for a in new]).value()
-            got = Session().run(output, dict(zip(placeholders, new)))
+            got = _run(output, dict(zip(placeholders, new)), given)
             expect_close(got, expected, input={**given, "run with": new[0]}, rtol=1e-6, atol=1e-9,
                          what="the Session run of your trace, compared with eager execution on new inputs")
             count += 1
@@ -513,8 +544,8 @@ def _python_loop(cond, body, x):
 def _expect_loop_op(WhileLoop, description, cond, body, dtype, shape):
     op = WhileLoop(cond, body)
     p = placeholder("x", shape=(None, *shape[1:]), dtype=dtype)
-    node = op(p)
     given = {"loop": Text(description), "x": Text(f"a {dtype} placeholder of shape {p.shape}")}
+    node = _built(op, p, given)
     expect_equal(node.shape, p.shape, input=given, what="the shape of the loop's result (infer_shape: the body keeps "
                  "the input's shape)")
     expect_equal(str(node.dtype), dtype, input=given, what="the dtype of the loop's result")
