@@ -627,7 +627,7 @@ def _reference_step(params, x, y):
     return loss.item()
 
 
-def _expect_step(train_step, backward, params, x, y, number):
+def _expect_step(train_step, backward, params, x, y, given):
     """One step of the learner's; the loss as a float."""
     calls = []
 
@@ -637,7 +637,6 @@ def _expect_step(train_step, backward, params, x, y, number):
 
     before = [p.value().copy() for p in params]
     loss = train_step(params, x, y, LEARNING_RATE, counted_backward)
-    given = {"step": number, "batch": Text(f"{len(x)} MNIST images")}
     if not isinstance(loss, Tensor) or loss.shape != ():
         raise CheckFailure("train_step should return the loss, a scalar Tensor", input=given, got=loss)
     if len(calls) != 1:
@@ -695,15 +694,18 @@ def _evaluate(params, data):
 def _(train_step, backward):
     from ..datasets import batches, load_mnist  # the data only when this check runs
 
+    rng = np.random.default_rng(86)  # first a step on a small random batch, before loading MNIST
+    x, y = rng.random((8, 784), dtype=np.float32), rng.integers(0, 10, 8)
+    _expect_step(train_step, backward, _mlp_parameters(), x, y, {"batch": Text("8 random images")})
     data = {"train": load_mnist("train"), "test": load_mnist("test")}
     reference, yours = _mlp_parameters(), _mlp_parameters()
     steps = batches(*data["train"], MNIST_BATCH, np.random.default_rng(0))
     for number in range(1, STEPS_IN_STEP + 1):
         x, y = next(steps)
         before = {q.name: q.value().copy() for q in reference}
-        got = _expect_step(train_step, backward, yours, x, y, number)
-        expected = _reference_step(reference, x, y)
         given = {"step": number, "batch": Text(f"{len(x)} MNIST images; both runs start from the same weights")}
+        got = _expect_step(train_step, backward, yours, x, y, given)
+        expected = _reference_step(reference, x, y)
         if not is_close(got, expected, rtol=1e-4):
             raise CheckFailure("the loss your step returns differs from the mean cross-entropy of the MLP on the batch "
                                "(mean_loss), computed by the checker from the same weights", input=given,
