@@ -452,8 +452,8 @@ def step_with_the_tensor_method(params, x, y, learning_rate, backward):
     ("8.4", (Tracer, trace_letting_reads_through), "your tracer let it: the graph keeps the branch taken for [3, 4]"),
     ("8.4", (Tracer, trace_without_static_shapes), "the placeholder of argument 0 should have the argument's shape and "
      "dtype"),
-    ("8.4", (Tracer, trace_returning_the_tensor), "the output should be the graph node that stands for the result, not the "
-     "Tensor computed eagerly"),
+    ("8.4", (Tracer, trace_returning_the_tensor), "the output should be the graph node that stands for the result, "
+     "not the Tensor computed eagerly"),
     ("8.4", (Tracer, trace_reading_constants_with_numpy), "but this function reads no value: does your tracer read one "
      "itself, with .numpy()?"),
     ("8.5", (WhileLoopAsIf,), "the loop's result after 4 iteration(s) differs"),
@@ -479,6 +479,8 @@ def test_a_typical_mistake_is_named(run_check, no_mnist_training, exercise, answ
     ("8.1", (mg.eager.backward,), "you passed mg.eager.backward itself"),
     ("8.1", (lambda y, grad=None: y.backward(grad),), "your code called mg.eager.Tensor.backward"),
     ("8.1", (lambda y, grad=None: mg.gradients(y, [y]),), "your code called mg.gradients"),
+    ("8.1", (lambda y, grad=None: mg.memory.checkpointed_gradients(y, [y], []),),
+     "your code called mg.memory.checkpointed_gradients"),
     ("8.3", (mg.eager.no_grad,), "you passed mg.eager.no_grad itself"),
     ("8.3", (lambda: mg.eager.no_grad(),), "your code called mg.eager.no_grad"),
     ("8.4", (Tracer, trace_through_mg_function), "your code called mg.function"),

@@ -10,11 +10,11 @@ r"""Checks of chapter 08, eager vs static.
   (central differences of the learner's own values).
 - 8.3 ``no_grad()``: a context manager (and decorator) that turns recording off and restores the setting from
   before — after nested blocks, a block entered with recording already off, and an exception.
-- 8.4 ``Tracer`` and ``trace(fn, *arrays)``: a tiny tracer on ``mg.eager.recording`` — placeholders for the arguments, the graph
-  node of the result; a Session run of it equals eager execution on new inputs; a value read while tracing is
-  refused with ``mg.TracingError``.
+- 8.4 ``Tracer`` and ``trace(fn, *arrays)``: a tiny tracer on ``mg.eager.recording`` — placeholders for the
+  arguments, the graph node of the result; a Session run of it equals eager execution on new inputs; a value
+  read while tracing is refused with ``mg.TracingError``.
 - 8.5 ``WhileLoop(cond, body)``: a data-dependent loop as one graph op, equal to a Python loop eagerly and, traced
-  once by ``mg.function``, for inputs that take 0 to 10 iterations.
+  once by ``mg.function``, for inputs that take 0 to 13 iterations.
 - 8.6 ``train_step(params, x, y, learning_rate, backward)``: an eager SGD step of an MLP with the learner's
   ``backward``, compared step by step with the checker's own step, then two epochs of MNIST (the history comes
   back as ``check(...).value``).
@@ -27,7 +27,7 @@ import traceback
 
 import numpy as np
 
-from .. import autodiff, eager, tf, tracing
+from .. import autodiff, eager, memory, tf, tracing
 from ..eager import Tensor
 from ..graph import Node, Placeholder, placeholder, topological_sort
 from ..init import he_normal
@@ -48,12 +48,12 @@ def _leaves(values, requires_grad=True):
             for name, value in values.items()}
 
 
-def _central_differences(f, values, name, grad=None):
-    """``d(sum(f(values) * grad))/d values[name]`` by central differences, with eager ops off the tape."""
+def _central_differences(f, values, name):
+    """``d(sum(f(values)))/d values[name]`` by central differences of eager forward passes (off the tape):
+    ``(L(v + eps e_i) - L(v - eps e_i)) / 2 eps`` for each entry ``i``."""
     def at(shifted):
         with eager.no_grad():
-            y = f({key: Tensor(value, name=key) for key, value in shifted.items()}).value()
-        return float(np.sum(y * (1.0 if grad is None else grad)))
+            return float(np.sum(f({key: Tensor(value, name=key) for key, value in shifted.items()}).value()))
 
     result = np.zeros_like(values[name])
     for index in np.ndindex(values[name].shape):
@@ -138,7 +138,7 @@ def _expect_refused_non_scalar(backward):
     "adjoint's value to t.grad (or sets it when t.grad is None). Any other tensor applies "
     "mg.gradient_rule(t.op)(t, adjoint), which returns one Tensor (or None) per input in t.inputs; add each to "
     "the adjoint of its input when that input requires_grad.",
-    unavailable=[eager.backward, Tensor.backward, autodiff.gradients, tf.gradients],
+    unavailable=[eager.backward, Tensor.backward, autodiff.gradients, tf.gradients, memory.checkpointed_gradients],
 )
 def _(backward):
     for expression, values, f, why in _tape_cases():
@@ -257,8 +257,9 @@ def _(Softplus):
         if not np.all(np.isfinite(value)):
             raise CheckFailure("compute overflowed: exp(1000) is inf in float64. Use softplus(x) = max(x, 0) + "
                                "log1p(exp(-|x|)), whose exp never sees a positive number", input=given, got=value)
-        expect_close(value, _softplus(x.astype(np.float64)), input=given, rtol=1e-6, atol=0, what="softplus(x), to a relative 1e-6 (for x = -40 it is 4.2e-18: log(1 + e) "
-                     "rounds 1 + e to 1 when e < 1e-16; log1p(e) keeps it)")
+        expect_close(value, _softplus(x.astype(np.float64)), input=given, rtol=1e-6, atol=0,
+                     what="softplus(x), to a relative 1e-6 (for x = -40 it is 4.2e-18: log(1 + e) rounds 1 + e to 1 "
+                     "when e < 1e-16; log1p(e) keeps it)")
     x64 = placeholder("x", shape=(None, 3), dtype="float64")
     v = placeholder("v", shape=(None, 3), dtype="float64")
     y = op(x64)
@@ -688,7 +689,7 @@ def _evaluate(params, data):
     hint="Get the loss from the notebook's mean_loss, pass it to backward, then inside a no_grad() block subtract "
     "learning_rate times its .grad from each parameter with -= (in place), and set its .grad to None. Return the "
     "loss. The parameters are W1, b1, W2, b2 of a 784-128-10 ReLU MLP, as the notebook's mlp function reads them.",
-    unavailable=[eager.backward, Tensor.backward, autodiff.gradients, tf.gradients],
+    unavailable=[eager.backward, Tensor.backward, autodiff.gradients, tf.gradients, memory.checkpointed_gradients],
     time_limit=90,
 )
 def _(train_step, backward):
