@@ -49,7 +49,7 @@ def no_mnist_training(monkeypatch):
     monkeypatch.setattr(ch08, "_train_mnist", lambda train_step, backward, params, data: FAKE_HISTORY)
 
 
-REFERENCES = {"8.1": ("backward",), "8.2": ("Softplus",), "8.3": ("no_grad",), "8.4": ("Tracer", "trace"),
+REFERENCES = {"8.1": ("backward",), "8.2": ("Softplus",), "8.3": ("no_grad",), "8.4": ("trace", "Tracer"),
               "8.5": ("WhileLoop",), "8.6": ("train_step", "backward")}
 
 
@@ -92,7 +92,7 @@ def test_a_stub_is_not_implemented_yet(run_check, no_mnist_training, exercise):
     if exercise in ("8.2", "8.5"):
         answers[0] = unfinished_class(answers[0], exercise)
     else:
-        answers[-1 if exercise == "8.4" else 0] = unfinished_function(exercise)
+        answers[0] = unfinished_function(exercise)
     result, report = run_check(exercise, *answers)
     assert result.status == "not implemented", report
     assert "not implemented yet" in report
@@ -449,12 +449,12 @@ def step_with_the_tensor_method(params, x, y, learning_rate, backward):
      "generator function with @contextlib.contextmanager"),
     ("8.3", (no_grad_with_a_flag_of_its_own,), "the result of x * 2 is still on the tape"),
     ("8.3", (no_grad_only_for_with,), "no_grad() should also work as a decorator"),
-    ("8.4", (Tracer, trace_letting_reads_through), "your tracer let it: the graph keeps the branch taken for [3, 4]"),
-    ("8.4", (Tracer, trace_without_static_shapes), "the placeholder of argument 0 should have the argument's shape and "
+    ("8.4", (trace_letting_reads_through, Tracer), "your tracer let it: the graph keeps the branch taken for [3, 4]"),
+    ("8.4", (trace_without_static_shapes, Tracer), "the placeholder of argument 0 should have the argument's shape and "
      "dtype"),
-    ("8.4", (Tracer, trace_returning_the_tensor), "the output should be the graph node that stands for the result, "
+    ("8.4", (trace_returning_the_tensor, Tracer), "the output should be the graph node that stands for the result, "
      "not the Tensor computed eagerly"),
-    ("8.4", (Tracer, trace_reading_constants_with_numpy), "but this function reads no value: does your tracer read one "
+    ("8.4", (trace_reading_constants_with_numpy, Tracer), "but this function reads no value: does your tracer read one "
      "itself, with .numpy()?"),
     ("8.5", (WhileLoopAsIf,), "the loop's result after 4 iteration(s) differs"),
     ("8.5", (WhileLoopTestingAfterTheBody,), "the loop's result after 0 iteration(s)"),
@@ -483,7 +483,8 @@ def test_a_typical_mistake_is_named(run_check, no_mnist_training, exercise, answ
      "your code called mg.memory.checkpointed_gradients"),
     ("8.3", (mg.eager.no_grad,), "you passed mg.eager.no_grad itself"),
     ("8.3", (lambda: mg.eager.no_grad(),), "your code called mg.eager.no_grad"),
-    ("8.4", (Tracer, trace_through_mg_function), "your code called mg.function"),
+    ("8.4", (mg.function, Tracer), "you passed mg.function itself"),
+    ("8.4", (trace_through_mg_function, Tracer), "your code called mg.function"),
     ("8.6", (step_with_the_tensor_method, backward), "your code called mg.eager.Tensor.backward"),
     ("8.6", (train_step, mg.eager.backward), "you passed mg.eager.backward itself"),
 ])

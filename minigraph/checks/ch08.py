@@ -10,7 +10,7 @@ r"""Checks of chapter 08, eager vs static.
   (central differences of the learner's own values).
 - 8.3 ``no_grad()``: a context manager (and decorator) that turns recording off and restores the setting from
   before — after nested blocks, a block entered with recording already off, and an exception.
-- 8.4 ``Tracer`` and ``trace(fn, *arrays)``: a tiny tracer on ``mg.eager.recording`` — placeholders for the
+- 8.4 ``trace(fn, *arrays)`` and its ``Tracer``: a tiny tracer on ``mg.eager.recording`` — placeholders for the
   arguments, the graph node of the result; a Session run of it equals eager execution on new inputs; a value
   read while tracing is refused with ``mg.TracingError``.
 - 8.5 ``WhileLoop(cond, body)``: a data-dependent loop as one graph op, equal to a Python loop eagerly and, traced
@@ -467,12 +467,12 @@ def _expect_value_reads_refused(trace):
 @exercise(
     "8.4",
     "a tiny tracer",
-    expects=("""
+    expects=("trace(fn, *arrays)", """
         class Tracer:
             def node(self, tensor): ...
             def record(self, op, inputs, output): ...
             def read(self, tensor, what): ...
-    """, "trace(fn, *arrays)"),
+    """),
     nudge="Make a placeholder for each argument, map each argument tensor to it, and while recording map each "
     "op's output tensor to op(*the nodes of its inputs); a tensor met for the first time is a constant.",
     hint="Tracer.node(t) returns the dict's entry for t, first storing mg.constant of t.value() when t was never "
@@ -483,7 +483,7 @@ def _expect_value_reads_refused(trace):
     "the result.",
     unavailable=[tracing.function, tracing.Function.__init__, tracing.Trace.__init__, tracing.Trace.record],
 )
-def _(Tracer, trace):  # trace builds on Tracer; the check runs trace
+def _(trace, Tracer):  # trace builds on Tracer; the check runs trace
     rng = np.random.default_rng(84)
     count = 0
     for expression, fn, signature in _trace_cases():
