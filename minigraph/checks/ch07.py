@@ -853,7 +853,7 @@ class _Training:
     "step.apply(sessions[k], network.results()[k]).",
     unavailable=[data_parallel.DataParallel.step, data_parallel.DataParallel.gradients, data_parallel.split_batch,
                  allreduce.ring_allreduce, allreduce.tree_allreduce, allreduce.parameter_server_allreduce],
-    time_limit=120,
+    time_limit=60,
 )
 def _(data_parallel_step):
     from ..datasets import load_mnist  # the data only when this check runs
