@@ -659,3 +659,15 @@ def test_the_documented_example_works_as_documented(capsys):
     assert not check("99.1", mg.topological_sort)
     assert not check("99.1", learner("def topological_sort(fetches):\n    return fetches\n", "topological_sort"))
     assert "the number of nodes in the order is wrong" in flat(capsys.readouterr().out)
+
+
+def test_a_function_imported_elsewhere_is_named_by_its_own_module():
+    """mg.parallel.mnist imports mg.parallel.mpi's ring_allreduce: whichever is imported, a message names the
+    function where it is defined (equally short names, before: the first in alphabetical order)."""
+    import minigraph.parallel.mnist as mnist  # noqa: F401 (imported for its name of the function)
+    from minigraph.checks.limits import public_name
+    from minigraph.parallel import mpi
+
+    assert mnist.ring_allreduce is mpi.ring_allreduce
+    assert public_name(mpi.ring_allreduce) == "mg.parallel.mpi.ring_allreduce"
+    assert public_name(mg.topological_sort) == "mg.topological_sort"  # the shortest name still wins

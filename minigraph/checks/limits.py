@@ -53,9 +53,12 @@ class UnavailableFunction(Exception):
 def public_name(function):
     """How a learner reaches ``function``: ``mg.topological_sort``, ``mg.Session.run``, ``mg.ops.Mul.gradient``
     (a method is named after the class that defines it, or after a public class that inherits it; a constructor,
-    ``__init__``, after its class: ``mg.Executor``)."""
+    ``__init__``, after its class: ``mg.Executor``). The shortest name wins; among equally short ones, the name
+    in the module that defines the function (``mg.parallel.mpi.ring_allreduce``, not the same function that
+    ``mg.parallel.mnist`` imports), whichever modules happen to be imported."""
+    home = getattr(function, "__module__", None)
     modules = sorted((name for name in sys.modules if name == "minigraph" or name.startswith("minigraph.")),
-                     key=lambda name: (name.count("."), name))
+                     key=lambda name: (name.count("."), name != home, name))
     public = [("mg" + module_name[len("minigraph"):], name, value) for module_name in modules
               for name, value in vars(sys.modules[module_name]).items() if not name.startswith("_")]
     for shown, name, value in public:
