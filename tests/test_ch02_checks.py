@@ -3,25 +3,17 @@ that says what is wrong. The reference solutions are the exercise cells of
 solutions/02_computation_graphs.ipynb, whose nbval run shows them all passing (2.5's full training included).
 Exercises 2.4 and 2.5 train on MNIST, found as the notebooks find it (MINIGRAPH_DATA or the course's cache)."""
 
-from pathlib import Path
-
-import nbformat
 import numpy as np
 import pytest
 
 import minigraph as mg
 
-SOLUTIONS = Path(__file__).resolve().parents[1] / "solutions" / "02_computation_graphs.ipynb"
+from solution_code import solution_namespace
 
 
 @pytest.fixture(scope="module")
 def solved():
-    """The namespace of the solution notebook after running its setup and exercise cells (not the checks)."""
-    namespace = {}
-    for cell in nbformat.read(SOLUTIONS, as_version=4).cells:
-        if cell.cell_type == "code" and not cell.source.startswith(("check(", "result = check(")):
-            exec(compile(cell.source, str(SOLUTIONS), "exec"), namespace)
-    return namespace
+    return solution_namespace("02_computation_graphs.ipynb")
 
 
 @pytest.fixture

@@ -6,9 +6,6 @@ shows them all passing (5.5's MNIST training included). Here the training of 5.5
 that everything the check compares before it is tested quickly.
 """
 
-from pathlib import Path
-
-import nbformat
 import numpy as np
 import pytest
 
@@ -17,17 +14,13 @@ from minigraph import passes
 from minigraph.checks import ch05
 from minigraph.passes import rebuild, rewrite
 
-SOLUTIONS = Path(__file__).resolve().parents[1] / "solutions" / "05_graph_optimization.ipynb"
+from solution_code import solution_namespace
 
 
 @pytest.fixture(scope="module")
 def solved():
-    """The namespace of the solution notebook after running its imports and its exercise cells."""
-    namespace = {}
-    for cell in nbformat.read(SOLUTIONS, as_version=4).cells:
-        if cell.cell_type == "code" and cell.source.startswith(("import", "def ")):
-            exec(compile(cell.source, str(SOLUTIONS), "exec"), namespace)
-    return namespace
+    """The solution notebook's imports and exercise cells (its other cells use what the checks return)."""
+    return solution_namespace("05_graph_optimization.ipynb", runs=lambda source: source.startswith(("import", "def ")))
 
 
 HISTORY = {"epoch": [1, 2, 3], "train_loss": [0.3, 0.2, 0.1], "train_acc": [0.9, 0.95, 0.97],

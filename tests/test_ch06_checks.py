@@ -5,9 +5,7 @@ by a fixed history, so that what is checked before the training is tested quickl
 
 import math
 from collections import defaultdict
-from pathlib import Path
 
-import nbformat
 import pytest
 
 import minigraph as mg
@@ -15,21 +13,13 @@ from minigraph.checks import ch06
 from minigraph.memory import after, has_fixed_shape
 from minigraph.ops.shape import broadcast_keeps_shape
 
-SOLUTIONS = Path(__file__).resolve().parents[1] / "solutions" / "06_memory.ipynb"
+from solution_code import solution_namespace
+
 FAKE_HISTORY = {"epoch": [1, 2], "train_loss": [0.2, 0.1], "train_acc": [0.95, 0.97], "test_loss": [0.2, 0.1],
                 "test_acc": [0.95, 0.97]}
 
 
-def solution_namespace():
-    """The namespace of the solution notebook after running its code cells, except the checks."""
-    namespace = {}
-    for cell in nbformat.read(SOLUTIONS, as_version=4).cells:
-        if cell.cell_type == "code" and "check(" not in cell.source:
-            exec(compile(cell.source, str(SOLUTIONS), "exec"), namespace)
-    return namespace
-
-
-SOLVED = solution_namespace()
+SOLVED = solution_namespace("06_memory.ipynb")
 bases, liveness, assign_buffers, can_overwrite, sqrt_checkpoints, recompute, plan = (
     SOLVED[name] for name in ("bases", "liveness", "assign_buffers", "can_overwrite", "sqrt_checkpoints", "recompute",
                               "plan"))
@@ -71,7 +61,7 @@ def test_a_stub_is_not_implemented_yet(run_check, no_mnist_training, exercise):
 
 
 def test_a_planner_before_its_pieces_are_written_says_which_exercise_comes_first(run_check, no_mnist_training):
-    namespace = solution_namespace()
+    namespace = solution_namespace("06_memory.ipynb")
     exec("def liveness(order, fetches):\n    raise NotImplementedError('Exercise 6.1')\n", namespace)
     result, report = run_check("6.6", namespace["plan"])
     assert result.status == "not implemented" and "it needs exercise 6.1 first" in report, report

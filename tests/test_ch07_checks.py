@@ -3,14 +3,11 @@ implemented yet", each typical wrong answer gets a report that names the mistake
 functions are refused. Exercise 7.4 runs on real MPI ranks: skipped (with the reason) where MPI does not run,
 failed instead under CI=true."""
 
-import linecache
 import os
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
-import nbformat
 import numpy as np
 import pytest
 
@@ -19,24 +16,10 @@ import minigraph.parallel as par
 from minigraph.checks import ch07
 from minigraph.parallel import Network, Transfer
 
-SOLUTIONS = Path(__file__).resolve().parents[1] / "solutions" / "07_parallelism.ipynb"
+from solution_code import solution_namespace
 
 
-def solution_namespace():
-    """The namespace of the solution notebook after running its code cells, except the checks. Each cell is
-    compiled under a name of its own that linecache knows, as Jupyter does, so that 7.4's check can read the
-    source of the functions."""
-    namespace = {}
-    for number, cell in enumerate(nbformat.read(SOLUTIONS, as_version=4).cells):
-        if cell.cell_type == "code" and "check(" not in cell.source:
-            filename = f"<solutions/07_parallelism.ipynb cell {number}>"
-            lines = cell.source.splitlines(keepends=True)
-            linecache.cache[filename] = (len(cell.source), None, lines, filename)
-            exec(compile(cell.source, filename, "exec"), namespace)
-    return namespace
-
-
-SOLVED = solution_namespace()
+SOLVED = solution_namespace("07_parallelism.ipynb")
 REFERENCES = {"7.1": ("read_mutate_waits",), "7.2": ("run_tasks",), "7.3": ("ring_allreduce",),
               "7.4": ("ring_allreduce_mpi",), "7.5": ("split_feed", "sharded_gradient"),
               "7.6": ("accumulated_gradient",), "7.7": ("data_parallel_step",)}
@@ -90,7 +73,7 @@ def test_a_stub_is_not_implemented_yet(run_check, request, exercise):
 
 
 def test_a_step_before_its_pieces_are_written_says_which_exercise_comes_first(run_check):
-    namespace = solution_namespace()
+    namespace = solution_namespace("07_parallelism.ipynb")
     exec("def ring_allreduce(network):\n    raise NotImplementedError('Exercise 7.3')\n", namespace)
     result, report = run_check("7.7", namespace["data_parallel_step"])
     assert result.status == "not implemented" and "it needs exercise 7.3 first" in report, report

@@ -4,9 +4,7 @@ are refused. Exercise 8.6's two MNIST epochs run in the solution notebook (nbval
 history, so that the steps compared with the checker's own are tested quickly."""
 
 import contextlib
-from pathlib import Path
 
-import nbformat
 import numpy as np
 import pytest
 
@@ -14,22 +12,13 @@ import minigraph as mg
 from minigraph.checks import ch08
 from minigraph.eager import Tensor
 
-SOLUTIONS = Path(__file__).resolve().parents[1] / "solutions" / "08_eager_vs_static.ipynb"
+from solution_code import solution_namespace
+
 FAKE_HISTORY = {"epoch": [1, 2], "train_loss": [0.3, 0.2], "train_acc": [0.93, 0.95], "test_loss": [0.3, 0.2],
                 "test_acc": [0.93, 0.95]}
 
 
-def solution_namespace():
-    """The namespace of the solution notebook after running its code cells, except the checks."""
-    namespace = {}
-    for cell in nbformat.read(SOLUTIONS, as_version=4).cells:
-        if cell.cell_type == "code" and "check(" not in cell.source and "solution-only" not in cell.metadata.get(
-                "tags", []):
-            exec(compile(cell.source, str(SOLUTIONS), "exec"), namespace)
-    return namespace
-
-
-SOLVED = solution_namespace()
+SOLVED = solution_namespace("08_eager_vs_static.ipynb")
 backward, Softplus, no_grad, Tracer, trace, WhileLoop, mean_loss, train_step = (
     SOLVED[name] for name in ("backward", "Softplus", "no_grad", "Tracer", "trace", "WhileLoop", "mean_loss",
                               "train_step"))
