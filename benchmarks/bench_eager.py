@@ -20,13 +20,12 @@ the epochs are timed by the clock, as in ``bench_session.py``.
 """
 
 import argparse
-import os
 import time
 
 import numpy as np
 
 import minigraph as mg
-from bench_session import BATCH, HIDDEN, LR, initial_weights, time_epochs
+from bench_session import BATCH, HIDDEN, LR, conditions, initial_weights, time_epochs
 from minigraph.datasets import batches, load_mnist
 from minigraph.eager import Tensor, no_grad
 from minigraph.memory import measure_peak
@@ -105,7 +104,7 @@ def trainer(**function_options):
 
 def compare_mlp(data, repeats):
     trainers = {"eager": trainer(), "traced": trainer(memory="plan")}
-    medians = time_epochs({name: t[:1] + t[2:] for name, t in trainers.items()}, data, repeats)
+    medians = time_epochs(trainers, data, repeats)
     drift = max(float(np.abs(a - b).max()) for a, b in zip(trainers["eager"][2](), trainers["traced"][2]()))
     print(f"\nMLP 784-{HIDDEN}-ReLU-10: one epoch, {len(data)} batches of {BATCH}, median of {repeats}")
     for name, seconds in medians.items():
@@ -153,13 +152,12 @@ def main(argv=None):
     parser.add_argument("--repeats", type=int, default=3, help="MLP epochs timed per contender (default 3)")
     parser.add_argument("--data-dir", help="folder of the MNIST files (default: see minigraph.datasets)")
     args = parser.parse_args(argv)
-    print(f"numpy {np.__version__}, OPENBLAS_NUM_THREADS={os.environ.get('OPENBLAS_NUM_THREADS', 'unset')}, "
-          f"{os.cpu_count()} CPUs, load average {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
+    print(conditions())
     per_op_overhead()
     compare_power()
     images, labels = load_mnist("train", data_dir=args.data_dir)
     compare_mlp(list(batches(images, labels, BATCH, rng=0)), args.repeats)
-    print(f"\nload average at the end: {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
+    print(f"\n{conditions()} (at the end)")
 
 
 if __name__ == "__main__":

@@ -156,10 +156,15 @@ def _constant(op, value, like):
     return constant(node.constant)
 
 
-@functools.lru_cache(maxsize=1024, typed=True)
 def _number(dtype, value):
     """The constant Tensor for a Python number next to a tensor of ``dtype`` (numpy's weak-scalar rule,
-    as ``as_node`` applies it); cached, since the same few numbers come back in every step."""
+    as ``as_node`` applies it); cached, since the same few numbers come back in every step — floats by
+    their bits, as 0.0 == -0.0 (see ``passes.cse.value_key``)."""
+    return _cached_number(dtype, value, value.hex() if value.__class__ is float else None)
+
+
+@functools.lru_cache(maxsize=1024, typed=True)
+def _cached_number(dtype, value, bits):
     array = np.array(value, np.result_type(dtype, value))
     array.flags.writeable = False
     return constant(array)

@@ -430,3 +430,9 @@ def test_grad_mode_switches():
             1 / 0
     assert mg.eager.is_grad_enabled()  # restored after an exception
     assert Tensor([1.0]).is_leaf and not (Tensor([1.0], requires_grad=True) * 2.0).is_leaf
+
+
+def test_a_negative_zero_is_not_the_cached_positive_zero():
+    x = Tensor([1.0, -2.0])
+    assert np.array_equal(np.signbit((x * 0.0).numpy()), [False, True])
+    assert np.array_equal(np.signbit((x * -0.0).numpy()), [True, False])  # not the constant 0.0 cached above

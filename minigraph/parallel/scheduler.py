@@ -104,7 +104,7 @@ def levels(order):
     shorten."""
     level = {}
     for node in order:
-        level[node] = 1 + max((level[x] for x in node.inputs), default=-1) if node.inputs else 0
+        level[node] = 1 + max((level[x] for x in node.inputs), default=-1)  # a source: 0
     return level
 
 
