@@ -158,17 +158,18 @@ def _find(folder: Path, name: str) -> Path | None:
     return next(iter(_copies(folder, name)), None)
 
 
-def _load_verified(folder: Path, name: str) -> tuple[Path, np.ndarray]:
-    """The decoded values of ``name`` and the file they came from. A corrupt raw file next to an intact
-    gzipped one is reported with a warning and passed over: the same verified bytes are at hand, so nothing
-    is lost, and nothing is deleted behind the user's back."""
+def _load_verified(folder: Path, name: str, load=None) -> tuple[Path, np.ndarray]:
+    """The values of ``name`` — decoded, or as ``load(path)`` reads them — and the file they came from. A
+    corrupt raw file next to an intact gzipped one is reported with a warning and passed over: the same
+    verified bytes are at hand, so nothing is lost, and nothing is deleted behind the user's back."""
+    load = load or _load_decoded
     first, *others = _copies(folder, name)
     try:
-        return first, _load_decoded(first)
+        return first, load(first)
     except CorruptFileError as error:
         for other in others:
             try:
-                values = _load_decoded(other)
+                values = load(other)
             except CorruptFileError:
                 continue
             warnings.warn(f"MNIST file {first} is corrupt ({error.reason}); the intact {other.name} next to it "
@@ -399,7 +400,7 @@ def main(argv=None) -> int:
         for name in SHA256:
             with warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter("always", CorruptFileWarning)
-                path, values = _load_verified(folder, name)
+                path, values = _load_verified(folder, name, load=_verify_file)  # verified, not decoded
             for warning in caught:
                 print(f"warning: {warning.message}", file=sys.stderr)
             print(f"ok  {path.name:<27} {len(values):>6} {'labels' if 'labels' in name else 'images'}")
