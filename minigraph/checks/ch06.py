@@ -337,10 +337,6 @@ def _in_place_offer(order, lifetime, base):
 # ---------------------------------------------------------------------------------------------- 6.2
 
 
-def _fixed(node):
-    return node.shape is not None and len(node.shape) > 0 and None not in node.shape
-
-
 def _greedy_count(order, lifetime, in_place):
     """How many buffers the greedy rule needs: counted here, with numbers of free buffers per (shape, dtype)."""
     dying = defaultdict(list)
@@ -352,7 +348,7 @@ def _greedy_count(order, lifetime, in_place):
             x = in_place(node, step) if in_place else None
             if x is not None:
                 holders.discard(x)
-            elif node.op.writes_into and _fixed(node) and free[node.shape, node.dtype]:
+            elif node.op.writes_into and memory.has_fixed_shape(node) and free[node.shape, node.dtype]:
                 free[node.shape, node.dtype] -= 1
             else:
                 count += 1
@@ -433,7 +429,7 @@ def _expect_turn(values, number, graph, lifetime, in_place):
         raise CheckFailure(f"{_named(new)} ({new.op.name}, step {born}) takes buffer {number} of the dead value "
                            f"{_named(old)}, but its op cannot write into a given array (op.writes_into is False): it "
                            "needs a new buffer", input=where)
-    if not _fixed(new):
+    if not memory.has_fixed_shape(new):
         raise CheckFailure(f"{_named(new)} (step {born}) takes buffer {number} of the dead value {_named(old)}, but "
                            f"its shape {new.shape} is not fixed (an unknown dimension, or a scalar): only values for "
                            "which has_fixed_shape is true reuse a dead buffer", input=where)
@@ -448,7 +444,7 @@ def _first_missed_reuse(got, graph, lifetime):
     occupants = _occupants(got, graph, lifetime)
     for number, values in sorted(occupants.items(), key=lambda item: graph.step[item[1][0]]):
         value, step = values[0], graph.step[values[0]]
-        if not (value.op.writes_into and _fixed(value)):
+        if not (value.op.writes_into and memory.has_fixed_shape(value)):
             continue
         for other, others in occupants.items():
             before = [v for v in others if graph.step[v] < step]
@@ -899,9 +895,9 @@ def _(plan):
                          what=f"following your plan, the value of {_named(fetch)}")
     x, labels, loss, accuracy, step = _mnist_mlp()
     feed = {x: np.zeros((MNIST_BATCH, 784), np.float32), labels: np.zeros(MNIST_BATCH, np.int64)}
-    theirs = _expect_plan(plan, Executor([loss, step]).order, [loss, step])
-    chapter = Executor([loss, step]).plan
-    usage, reference = theirs.usage(feed), chapter.usage(feed)
+    chapter = Executor([loss, step])  # the chapter's plan, and the order to plan
+    theirs = _expect_plan(plan, chapter.order, [loss, step])
+    usage, reference = theirs.usage(feed), chapter.plan.usage(feed)
     given = Text(f"one momentum step of the 784-{MNIST_HIDDEN}-10 MLP, batch {MNIST_BATCH}")
     if usage.peak >= usage.total:
         raise CheckFailure(f"your plan holds every value until the end of the step: its peak is the "

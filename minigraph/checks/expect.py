@@ -13,7 +13,7 @@ import numpy as np
 
 from .report import format_value, labelled, prose, type_differences
 
-_asarray, _isclose, _array_equal, _isfinite = np.asarray, np.isclose, np.array_equal, np.isfinite
+_asarray, _isclose, _array_equal = np.asarray, np.isclose, np.array_equal
 _issubdtype, _copy = np.issubdtype, np.copy
 
 
