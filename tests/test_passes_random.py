@@ -121,6 +121,8 @@ def test_exact_passes_keep_values_bit_for_bit(recipe):
 @RANDOM
 @given(recipe=graphs(), dtype=st.sampled_from(["float32", "float64"]))
 def test_fusion_and_the_default_pipeline_keep_values(recipe, dtype):
+    fetches, _ = build(recipe, dtype)
+    passes.fusion.check_groups(passes.find_fusable_groups(fetches), fetches)  # what fuse_elementwise trusts
     rtol = 1e-5 if dtype == "float32" else 1e-12
     for graph_pass in (passes.fuse_elementwise, passes.optimize):
         expected, got = run_both(recipe, graph_pass, dtype)

@@ -406,10 +406,14 @@ class FusedElementwise(Op):
 
 def fuse_elementwise(fetches, find_groups=None):
     """The fetches, with each group found by ``find_groups(fetches) -> list of groups`` (default
-    :func:`find_fusable_groups`) replaced by one fused node; the groups are checked first."""
+    :func:`find_fusable_groups`) replaced by one fused node; groups found by another function are checked
+    first."""
     fetches = check_fetches(fetches, "fuse_elementwise")
-    found = (find_groups or find_fusable_groups)(fetches)
-    check_groups(found, fetches)
+    if find_groups is None:
+        found = find_fusable_groups(fetches)
+    else:
+        found = find_groups(fetches)
+        check_groups(found, fetches)
     groups = {group[-1]: list(group) for group in found}
     new = {}
 
