@@ -233,10 +233,7 @@ def _parse_idx(data: bytes, path: Path, ndim: int) -> np.ndarray:
 
 
 def _ensure_files(folder: Path, names, download: bool) -> None:
-    """Check that ``names`` are in ``folder``, downloading the missing ones when ``download`` is true (and
-    deleting what killed downloads left behind)."""
-    if download:
-        _remove_stale_parts(folder)
+    """Check that ``names`` are in ``folder``, downloading the missing ones when ``download`` is true."""
     missing = [name for name in names if _find(folder, name) is None]
     if missing and not download:
         raise MNISTError(f"MNIST file(s) {', '.join(missing)} missing from {folder}. Call with "
@@ -254,6 +251,7 @@ def _download(folder: Path, names: list[str]) -> None:
     except OSError as error:
         raise MNISTError(f"MNIST file(s) {', '.join(names)} missing from {folder}, which is not writable "
                          f"({error}). Point data_dir or MINIGRAPH_DATA at a writable folder.") from None
+    _remove_stale_parts(folder)  # what killed downloads left behind
     tried = {name: [] for name in names}
     for name in names:
         for mirror in os.environ.get("MINIGRAPH_MNIST_MIRRORS", "").split() or MIRRORS:
