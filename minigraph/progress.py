@@ -267,9 +267,13 @@ class _Status:
             self.stream.flush()
 
 
+COURSE_EXERCISES = Path(__file__).resolve().parents[1] / "exercises"  # beside the package, as cloned
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m minigraph.progress", description=__doc__.split("\n")[0])
-    parser.add_argument("paths", nargs="*", default=["exercises"], help="notebooks or folders (default: exercises)")
+    parser.add_argument("paths", nargs="*", default=[str(COURSE_EXERCISES)],
+                        help="notebooks or folders (default: the course's exercises/)")
     parser.add_argument("--timeout", type=int, default=CELL_TIME_LIMIT, metavar="SECONDS",
                         help="seconds a cell may run before it is interrupted (default: %(default)s)")
     args = parser.parse_args(argv)

@@ -112,3 +112,17 @@ def test_a_folder_without_notebooks_is_explained(tmp_path, capsys):
     assert capsys.readouterr().err == f"error: no notebooks (.ipynb) in {tmp_path}\n"
     assert main([str(tmp_path / "absent")]) == 1
     assert "absent is neither a notebook (.ipynb) nor a folder" in capsys.readouterr().err
+
+
+def test_without_paths_it_runs_the_courses_exercises_wherever_it_is_started(monkeypatch, tmp_path):
+    """./course progress and python -m minigraph.progress, run from any folder, default to the course's
+    exercises/ (not an exercises/ below the caller's folder)."""
+    from pathlib import Path
+
+    import minigraph.progress as progress
+
+    seen = []
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(progress, "find_notebooks", lambda paths: seen.extend(paths) or [])
+    assert main([]) == 1  # no notebooks, as find_notebooks is replaced
+    assert seen == [str(Path(__file__).resolve().parents[1] / "exercises")]
