@@ -94,6 +94,17 @@ class Executor:
 
     def run(self, feed_dict=None):
         """Compute the fetches; returns their values as a list."""
+        values = self._fed(feed_dict)
+        try:
+            for compute, node, gather_inputs, output in self._steps:
+                values[output] = compute(node, gather_inputs(values))
+        except Exception as error:
+            name_the_node(error, node)
+            raise
+        return [values[i] for i in self._fetch_slots]
+
+    def _fed(self, feed_dict):
+        """The slots at the start of a run: the constants and variables, and the feeds, checked."""
         feed_dict = {} if feed_dict is None else feed_dict
         values = self._template.copy()
         for node, index in self._placeholders:
@@ -102,13 +113,7 @@ class Executor:
             values[index] = check_feed(node, feed_dict[node])
         if len(feed_dict) > len(self._placeholders):
             _check_feed_keys(feed_dict)
-        try:
-            for compute, node, gather_inputs, output in self._steps:
-                values[output] = compute(node, gather_inputs(values))
-        except Exception as error:
-            name_the_node(error, node)
-            raise
-        return [values[i] for i in self._fetch_slots]
+        return values
 
     def _missing_feed(self, placeholder):
         needing = next((f for f in self.fetches if placeholder in topological_sort([f])), None)

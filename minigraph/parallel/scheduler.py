@@ -198,10 +198,6 @@ class ThreadedExecutor(Executor):
         super().__init__(fetches, sort=sort, variables=variables, optimize=optimize, memory=planner)
         self.workers, self.run_tasks, self._spans, self._started = workers, run_tasks, [], 0.0
         self._tasks, self.waits_for = self._tasks_of(self._steps)
-        # What Executor.run has left to do is feeding: with no steps, it checks the feeds and
-        # returns every slot.
-        self._fetched, self._steps = self._fetch_slots, []
-        self._fetch_slots = range(len(self._template))
 
     def _tasks_of(self, steps):
         """The tasks, ``(_compute, compute, node, gather inputs, output slot)`` for a node and
@@ -232,12 +228,12 @@ class ThreadedExecutor(Executor):
 
     def run(self, feed_dict=None):
         """Compute the fetches on the threads; returns their values as a list."""
-        values = super().run(feed_dict)  # the slots: constants, variables and the checked feeds
+        values = self._fed(feed_dict)  # the slots: constants, variables and the checked feeds
         self._spans, self._started = [], time.perf_counter()
         tasks = [functools.partial(function, values, self._spans, *task)
                  for function, *task in self._tasks]
         self.run_tasks(tasks, self.waits_for, self.workers)
-        return [values[i] for i in self._fetched]
+        return [values[i] for i in self._fetch_slots]
 
     @property
     def trace(self):
