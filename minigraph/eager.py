@@ -26,7 +26,7 @@ import functools
 import numpy as np
 
 from .autodiff import _apply_rule
-from .graph import CONSTANT, Constant, Node, Op, Source, _default_array, as_node, describe, topological_sort
+from .graph import CONSTANT, Constant, Node, Op, Source, _default_array, describe, operand_array, topological_sort
 from .ops import assign, assign_add, assign_sub
 
 LEAF = Source("tensor")  # the op of a Tensor made by Tensor(...): a leaf of the tape
@@ -134,7 +134,10 @@ def _as_tensors(op, inputs):
     tensors, values, wants_grad = [], [], False
     for x in inputs:
         if x.__class__ is not Tensor:
-            x = _number(like.dtype, x) if x.__class__ in PYTHON_NUMBERS else _constant(op, x, like)
+            if x.__class__ in PYTHON_NUMBERS:
+                x = (_cached_number if x else _number)(like.dtype, x)
+            else:
+                x = _constant(op, x, like)
         tensors.append(x)
         values.append(x._array)
         if x.requires_grad:
@@ -143,31 +146,31 @@ def _as_tensors(op, inputs):
 
 
 def _constant(op, value, like):
-    """A constant Tensor for an array or a graph constant among the inputs of ``op``, next to ``like``."""
-    try:
-        node = as_node(value, like)
-    except TypeError as error:  # a string or None given as an operand
-        raise TypeError(f"{op.name}: {error}") from None
-    if isinstance(node, Tensor):
-        return node
-    if not isinstance(node, Constant):
-        raise TypeError(f"{op.name}: cannot mix eager Tensors with the graph node {describe(node)} "
-                        f"({node.op.name}): an op takes Tensors (computed now) or nodes (run by a Session)")
-    return constant(node.constant)
+    """A constant Tensor for an array or a graph constant among the inputs of ``op``, next to ``like`` (made
+    without a graph node, whose name would count as one)."""
+    if not isinstance(value, Node):
+        try:
+            return constant(operand_array(value, like))
+        except TypeError as error:  # a string or None given as an operand
+            raise TypeError(f"{op.name}: {error}") from None
+    if isinstance(value, Tensor):
+        return value
+    if not isinstance(value, Constant):
+        raise TypeError(f"{op.name}: cannot mix eager Tensors with the graph node {describe(value)} "
+                        f"({value.op.name}): an op takes Tensors (computed now) or nodes (run by a Session)")
+    return constant(value.constant)
 
 
 def _number(dtype, value):
     """The constant Tensor for a Python number next to a tensor of ``dtype`` (numpy's weak-scalar rule,
-    as ``as_node`` applies it); cached, since the same few numbers come back in every step — floats by
-    their bits, as 0.0 == -0.0 (see ``passes.cse.value_key``)."""
-    return _cached_number(dtype, value, value.hex() if value.__class__ is float else None)
-
-
-@functools.lru_cache(maxsize=1024, typed=True)
-def _cached_number(dtype, value, bits):
+    as ``as_node`` applies it)."""
     array = np.array(value, np.result_type(dtype, value))
     array.flags.writeable = False
     return constant(array)
+
+
+# The same few numbers come back in every step: cached, except a zero (0.0 == -0.0 would share an entry).
+_cached_number = functools.lru_cache(maxsize=1024, typed=True)(_number)
 
 
 # ---------------------------------------------------------------------------------------------- tensors

@@ -363,9 +363,14 @@ def as_node(value, like=None):
     """
     if isinstance(value, Node):
         return value
+    return Constant(operand_array(value, like))
+
+
+def operand_array(value, like=None):
+    """The array of a value that is not a node, as an operand next to the node ``like`` (see :func:`as_node`)."""
     if isinstance(value, (bool, int, float)) and like is not None and like.dtype is not None:
-        return Constant(value, dtype=np.result_type(like.dtype, value))
-    return Constant(value)
+        return _default_array(value, np.result_type(like.dtype, value))
+    return _default_array(value, None)
 
 
 # ---------------------------------------------------------------------------------------------- traversal

@@ -436,3 +436,19 @@ def test_a_negative_zero_is_not_the_cached_positive_zero():
     x = Tensor([1.0, -2.0])
     assert np.array_equal(np.signbit((x * 0.0).numpy()), [False, True])
     assert np.array_equal(np.signbit((x * -0.0).numpy()), [True, False])  # not the constant 0.0 cached above
+
+
+def test_an_array_operand_makes_no_graph_node():
+    """An array next to a tensor becomes a constant tensor directly: no graph Constant is made (whose name
+    would count as one of the graph's), and numpy's rules for its dtype hold as for graph nodes."""
+    def number_of(name):
+        return int(name.rpartition("_")[2]) if "_" in name else 0
+
+    x = Tensor(np.array([1.0, 2.0], np.float32))
+    before = number_of(mg.constant(1.0).name)
+    products = [x * np.array([2.0, 3.0], np.float32) for _ in range(3)]
+    assert number_of(mg.constant(1.0).name) == before + 1
+    assert products[0].dtype == np.float32 and np.array_equal(products[0].numpy(), [2.0, 6.0])
+    assert (x * np.float64(2.0)).dtype == np.result_type(np.float32, np.float64(2.0))  # as in a graph
+    with pytest.raises(TypeError, match="mul: str 'a' is not a number"):
+        x * "a"
