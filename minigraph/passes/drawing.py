@@ -7,7 +7,7 @@ the nodes the passes built are outlined in blue and fused kernels are orange.
 import re
 
 from ..graph import topological_sort
-from ..viz import draw
+from ..viz import draw, render_svg
 from .fusion import FusedElementwise
 
 GONE = {"style": "dashed", "color": "#dc2626", "fontcolor": "#991b1b", "penwidth": "1.5"}
@@ -44,8 +44,8 @@ class DrawingPair:
     def _repr_svg_(self):
         parts, x = [], 0.0
         for drawing in (self.before, self.after):
-            svg = drawing.pipe(format="svg", encoding="utf-8")
-            svg = svg[svg.index("<svg"):]  # without the XML prologue and the graphviz version
+            svg = render_svg(drawing.source, drawing.timeout, repr(drawing))  # dot, within its time limit
+            svg = svg[svg.index("<svg"):]  # without the XML prologue
             width, height = (float(re.search(rf'{size}="([\d.]+)pt"', svg).group(1)) for size in ("width", "height"))
             svg = re.sub(r'<svg width="[\d.]+pt" height="[\d.]+pt"', f'<svg x="{x:g}" y="0" width="{width:g}" height="{height:g}"', svg, count=1)
             parts.append((svg, height))
