@@ -54,15 +54,12 @@ class Drawing(graphviz.Digraph):
     """A ``graphviz.Digraph`` with a stable text form, a version-free SVG laid out by ``dot`` within
     ``timeout`` seconds, scaled to the output area's width when wider than ``fit_width`` pixels."""
 
-    node_count = None  # the number of graph nodes drawn (set by draw), else the boxes in the DOT source
+    node_count = 0  # the number of nodes drawn (set by draw and sketch)
     timeout = 30
     fit_width = 800
 
     def __repr__(self):
-        count = self.node_count
-        if count is None:
-            count = len(re.findall(r"^\t+(?!(?:graph|node|edge) \[)(?:\w+|\"[^\"]*\") \[", self.source, re.MULTILINE))
-        return f"<minigraph drawing: {count} nodes>"
+        return f"<minigraph drawing: {self.node_count} nodes>"
 
     def _repr_image_svg_xml(self):
         return fit_to_width(render_svg(self.source, self.timeout, repr(self)), self.fit_width)
@@ -169,6 +166,7 @@ def sketch(nodes, edges, rankdir="LR"):
         drawing.node(node_id, label, **STYLES[kind])
     for tail, head, label in edges:
         drawing.edge(tail, head, label=label)
+    drawing.node_count = len(nodes)
     return drawing
 
 
