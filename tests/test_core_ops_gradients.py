@@ -9,6 +9,7 @@ from hypothesis.extra.numpy import array_shapes, mutually_broadcastable_shapes
 
 import minigraph as mg
 from minigraph.gradcheck import check_gradients
+from minigraph.ops import SoftmaxCrossEntropy
 
 FAST = settings(max_examples=12, deadline=None)
 seeds = st.integers(0, 2**32 - 1)
@@ -221,19 +222,32 @@ def test_softmax_family(op, shape, axis_index, seed):
     check_op(lambda v: op(v, axis), [np.random.default_rng(seed).standard_normal(shape) * 2], seed)
 
 
+@pytest.mark.parametrize("from_log_softmax", [False, True])
 @pytest.mark.parametrize("label_kind", ["int", "one_hot", "soft"])
 @FAST
 @given(batch=st.integers(1, 3), classes=st.integers(1, 4), seed=seeds)
-def test_softmax_cross_entropy(label_kind, batch, classes, seed):
+def test_softmax_cross_entropy(label_kind, from_log_softmax, batch, classes, seed):
+    """The loss and its gradient op, on logits or (``from_log_softmax``, chapter 05's rewrite) on
+    log-probabilities — perturbed freely here, not only along log_softmax's range."""
     rng = np.random.default_rng(seed)
     logits = rng.standard_normal((batch, classes)) * 2
+    if from_log_softmax:
+        logits = logits - np.log(np.exp(logits).sum(axis=-1, keepdims=True))
+    grad = rng.standard_normal(batch)
     labels = rng.integers(0, classes, size=batch)
+    loss = SoftmaxCrossEntropy(from_log_softmax)
     if label_kind == "int":
         y = mg.constant(labels)
-        check_op(lambda z: mg.softmax_cross_entropy(z, y), [logits], seed)
+        check_op(lambda z: loss(z, y), [logits], seed)
+        check_jvp(lambda z: loss(z, y), [logits], [rng.standard_normal(logits.shape)], seed)
+        check_op(lambda z, g: mg.ops.softmax_cross_entropy_grad(z, y, g, from_log_softmax=from_log_softmax),
+                 [logits, grad], seed)
         return
     targets = np.eye(classes)[labels] if label_kind == "one_hot" else rng.dirichlet(np.ones(classes), size=batch)
-    check_op(lambda z, t: mg.softmax_cross_entropy(z, t), [logits, targets], seed)
+    check_op(lambda z, t: loss(z, t), [logits, targets], seed)
+    check_jvp(lambda z, t: loss(z, t), [logits, targets], [rng.standard_normal(logits.shape), rng.standard_normal(targets.shape)], seed)
+    check_op(lambda z, t, g: mg.ops.softmax_cross_entropy_grad(z, t, g, from_log_softmax=from_log_softmax),
+             [logits, targets, grad], seed)
 
 
 def test_cast_passes_gradients_between_float_types():

@@ -12,7 +12,7 @@ import minigraph as mg
 from minigraph import passes
 from minigraph.gradcheck import check_gradients
 from minigraph.passes import fusion
-from minigraph.passes.algebra import RULES
+from minigraph.passes.algebra import RULES, cross_entropy_from_log_softmax
 
 
 def nodes_of(fetches):
@@ -78,11 +78,14 @@ def test_optimize_checks_each_pass_result_and_reports_what_changed():
     optimized, report = passes.optimize([loss, step], report=True)
     rows = {row["pass"]: row for row in report.rows}
     assert [row["pass"] for row in report.rows] == ["(as built)"] + [p.__name__ for p in passes.DEFAULT_PASSES]
-    assert rows["(as built)"]["nodes"] == 157 and rows["eliminate_common_subexpressions"]["nodes"] == 110
-    assert rows["simplify"]["change"] == {"relu": 1, "reduce_sum": 2, "sum_to": -2}  # CSE merges relu with the forward one
-    assert rows["eliminate_common_subexpressions"]["change"] == {"constant": -35, "power": -6, "sub": -6, "relu": -1}
+    assert rows["(as built)"]["nodes"] == 157 and rows["eliminate_common_subexpressions"]["nodes"] == 111
+    # CSE merges the new relu with the forward one, and the loss's log_softmax with its gradient's
+    assert rows["simplify"]["change"] == {"relu": 1, "reduce_sum": 2, "sum_to": -2, "log_softmax": 2}
+    assert rows["eliminate_common_subexpressions"]["change"] == {"constant": -35, "power": -6, "sub": -6, "relu": -1,
+                                                                 "log_softmax": -1}
     assert rows["fuse_elementwise"]["change"]["fused"] > 10 and rows["fuse_elementwise"]["nodes"] == len(nodes_of(optimized))
-    assert re.search(r"\neliminate_common_subexpressions +110 +88   -35 constant, -6 power, -6 sub, -1 relu\n", repr(report))
+    assert re.search(r"\neliminate_common_subexpressions +111 +89   -35 constant, -6 power, -6 sub, -1 log_softmax,\n"
+                     r" +-1 relu\n", repr(report))
     assert len(nodes_of(optimized)) <= 0.75 * 157
 
 
@@ -208,6 +211,29 @@ def test_each_rule_keeps_values_and_gradients(rule):
     grad_before = mg.gradients(mg.reduce_sum(y), x)
     (grad_after,) = passes.simplify([mg.gradients(mg.reduce_sum(simplified), x)])
     np.testing.assert_allclose(mg.Session().run(grad_after, {x: value}), mg.Session().run(grad_before, {x: value}), rtol=1e-13)
+
+
+@pytest.mark.parametrize("label_kind", ["int", "soft"])
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_the_loss_and_its_gradient_share_one_log_softmax_with_the_same_bits(label_kind, dtype):
+    """cross_entropy_from_log_softmax, then CSE: one log_softmax for the loss and its gradient op, the
+    values bit for bit, and the rewritten graph still differentiable (first and second order)."""
+    assert cross_entropy_from_log_softmax in RULES[mg.ops.SoftmaxCrossEntropy]
+    rng = np.random.default_rng(0)
+    x = mg.placeholder("x", (4, 3), dtype)
+    value = (rng.standard_normal((4, 3)) * 3).astype(dtype)
+    labels = rng.integers(0, 3, 4) if label_kind == "int" else rng.dirichlet(np.ones(3), 4).astype(dtype)
+    loss = mg.reduce_mean(mg.softmax_cross_entropy(x * 2.0, mg.constant(labels)))
+    grad = mg.gradients(loss, x)
+    shared = passes.eliminate_common_subexpressions(passes.simplify([loss, grad]))
+    kinds = Counter(n.op.name for n in nodes_of(shared))
+    assert kinds["log_softmax"] == 1 and kinds["softmax_cross_entropy"] == kinds["softmax_cross_entropy_grad"] == 1
+    assert all(n.op.from_log_softmax for n in nodes_of(shared) if n.op.name.startswith("softmax_cross_entropy"))
+    for before, after in zip(mg.Session().run([loss, grad], {x: value}), mg.Session().run(shared, {x: value})):
+        assert np.array_equal(before, after)
+    if dtype == "float64":
+        weights = mg.constant(np.linspace(-1, 1, 12).reshape(4, 3))
+        check_gradients(shared[0] + mg.reduce_sum(shared[1] * weights), [x], {x: value})
 
 
 def test_relu_grad_reads_the_relu_so_that_the_layer_fuses():

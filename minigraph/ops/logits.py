@@ -118,21 +118,28 @@ class SoftmaxCrossEntropy(Op):
     (floats, shape of ``z``). Fused and stable: computed as ``-sum_c y_c log_softmax(z)_c``. Gradient
     w.r.t. the logits: ``(softmax(z) sum_c y_c - y) g`` — ``softmax(z) - onehot(y)`` for proper labels —
     as the single op :class:`SoftmaxCrossEntropyGrad`; w.r.t. float labels: ``-log_softmax(z) g``.
+
+    ``from_log_softmax=True`` (set by a graph pass, chapter 05): the first input is ``log_softmax(z)``
+    itself, so the loss is ``-sum_c y_c L_c``, the same bits. Gradient w.r.t. ``L``: ``-y g``.
     """
 
     name = "softmax_cross_entropy"
+    from_log_softmax = False  # the plain op has no parameters
+
+    def __init__(self, from_log_softmax=False):
+        if from_log_softmax:
+            self.from_log_softmax = True
 
     def compute(self, node, input_values):
         logits, labels = input_values
         check_labels(node, logits, labels)
-        if labels.dtype.kind in "iu":  # log sum exp(z) - z[label], on z - max(z)
+        if labels.dtype.kind in "iu" and not self.from_log_softmax:  # log sum exp(z) - z[label], on z - max(z)
             shifted = logits - logits.max(axis=-1, keepdims=True)
-            try:
-                picked = shifted[_label_index(node, labels, logits)]
-            except IndexError:
-                raise label_range_error(node, labels, logits.shape[-1]) from None
-            return np.log(np.exp(shifted).sum(axis=-1)) - picked
-        return -(labels * stable_log_softmax(logits, -1)).sum(axis=-1)
+            return np.log(np.exp(shifted).sum(axis=-1)) - _at_labels(node, shifted, labels)
+        if labels.dtype.kind in "iu":  # -(shifted - log sum exp)[label]: the bits above, as a - b = -(b - a)
+            return -_at_labels(node, logits, labels)
+        log_p = logits if self.from_log_softmax else stable_log_softmax(logits, -1)
+        return -(labels * log_p).sum(axis=-1)
 
     def infer_dtype(self, node, input_dtypes):
         logits, labels = input_dtypes
@@ -150,34 +157,65 @@ class SoftmaxCrossEntropy(Op):
 
     def gradient(self, node, output_grad):
         logits, labels = node.inputs
+        if self.from_log_softmax:
+            return [self._slope(node) * expand_dims(output_grad, -1),
+                    None if _integer_labels(labels) else -logits * expand_dims(output_grad, -1)]
         logits_grad = softmax_cross_entropy_grad(logits, labels, output_grad)
         if _integer_labels(labels):
             return [logits_grad, None]
         return [logits_grad, -log_softmax(logits) * expand_dims(output_grad, -1)]
 
+    def _slope(self, node):
+        """The derivative of each row's loss w.r.t. the first input, class by class. Of the logits:
+        ``softmax(z) sum_c y_c - y``. Of ``L = log_softmax(z)``: ``-y`` — for integer labels ``-onehot(y)``,
+        written with the ops at hand as ``(exp(L) - onehot(y)) - exp(L)``."""
+        first, labels = node.inputs
+        if not self.from_log_softmax:
+            return softmax_cross_entropy_grad(first, labels, ones_like(node))
+        if _integer_labels(labels):
+            return softmax_cross_entropy_grad(first, labels, ones_like(node), from_log_softmax=True) - exp(first)
+        return -labels
+
     def tangent(self, node, input_tangents):
         (logits, labels), (t_logits, t_labels) = node.inputs, input_tangents
         terms = []
         if t_logits is not None:
-            slope = softmax_cross_entropy_grad(logits, labels, ones_like(node))
-            terms.append(reduce_sum(slope * t_logits, -1))
+            terms.append(reduce_sum(self._slope(node) * t_logits, -1))
         if t_labels is not None:
-            terms.append(-reduce_sum(log_softmax(logits) * t_labels, -1))
+            log_p = logits if self.from_log_softmax else log_softmax(logits)
+            terms.append(-reduce_sum(log_p * t_labels, -1))
         return terms[0] if len(terms) == 1 else terms[0] + terms[1]
+
+
+def _at_labels(node, values, labels):
+    """``values[..., label]`` for each row; a label outside the class axis is :func:`label_range_error`."""
+    try:
+        return values[_label_index(node, labels, values)]
+    except IndexError:
+        raise label_range_error(node, labels, values.shape[-1]) from None
 
 
 class SoftmaxCrossEntropyGrad(Op):
     """``(softmax(z) sum_c y_c - y) g[..., None]``: the gradient of the softmax cross-entropy w.r.t. the
-    logits ``z`` as one op (for index labels: softmax minus one at the label). Its own gradient, for
-    second derivatives: w.r.t. ``z`` the softmax VJP of ``G s g``; w.r.t. float ``y``: ``g (<G, p> - G)``;
-    w.r.t. ``g``: ``sum_c G_c (p_c s - y_c)``."""
+    logits ``z`` as one op (for index labels: softmax minus one at the label), with the softmax computed as
+    ``exp(log_softmax(z))``. Its own gradient, for second derivatives: w.r.t. ``z`` the softmax VJP of
+    ``G s g``; w.r.t. float ``y``: ``g (<G, p> - G)``; w.r.t. ``g``: ``sum_c G_c (p_c s - y_c)``.
+
+    ``from_log_softmax=True`` (set by a graph pass, chapter 05): the first input is ``L = log_softmax(z)``,
+    and ``p = exp(L)`` — the same bits. Its gradient w.r.t. ``L`` is then ``G p s g``.
+    """
 
     name = "softmax_cross_entropy_grad"
+    from_log_softmax = False  # the plain op has no parameters
+
+    def __init__(self, from_log_softmax=False):
+        if from_log_softmax:
+            self.from_log_softmax = True
 
     def compute(self, node, input_values):
         logits, labels, grad = input_values
         check_labels(node, logits, labels)
-        p = stable_softmax(logits, -1)
+        p = np.exp(logits if self.from_log_softmax else stable_log_softmax(logits, -1))
         if labels.dtype.kind in "iu":
             try:
                 p[_label_index(node, labels, p)] -= 1
@@ -196,12 +234,16 @@ class SoftmaxCrossEntropyGrad(Op):
 
     def gradient(self, node, output_grad):
         logits, labels, grad = node.inputs
-        p = softmax(logits)
+        p = exp(logits) if self.from_log_softmax else softmax(logits)
         scale = expand_dims(grad, -1)
         if not _integer_labels(labels):
             scale = scale * reduce_sum(labels, -1, keepdims=True)
-        logits_grad = softmax_vjp(p, output_grad * scale, -1)
-        grad_grad = reduce_sum(output_grad * softmax_cross_entropy_grad(logits, labels, ones_like(grad)), -1)
+        if self.from_log_softmax:
+            logits_grad = output_grad * scale * p  # d exp(L) = exp(L) dL
+        else:
+            logits_grad = softmax_vjp(p, output_grad * scale, -1)
+        unit = softmax_cross_entropy_grad(logits, labels, ones_like(grad), from_log_softmax=self.from_log_softmax)
+        grad_grad = reduce_sum(output_grad * unit, -1)
         if _integer_labels(labels):
             return [logits_grad, None, grad_grad]
         labels_grad = expand_dims(grad, -1) * (reduce_sum(output_grad * p, -1, keepdims=True) - output_grad)
@@ -232,6 +274,6 @@ def softmax_cross_entropy(logits, labels, name=None):
     return SoftmaxCrossEntropy()(logits, labels, name=name)
 
 
-def softmax_cross_entropy_grad(logits, labels, grad, name=None):
+def softmax_cross_entropy_grad(logits, labels, grad, name=None, from_log_softmax=False):
     """``(softmax(logits) - onehot(labels)) * grad[..., None]`` as one op (see SoftmaxCrossEntropyGrad)."""
-    return SoftmaxCrossEntropyGrad()(logits, labels, grad, name=name)
+    return SoftmaxCrossEntropyGrad(from_log_softmax)(logits, labels, grad, name=name)

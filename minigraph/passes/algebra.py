@@ -9,14 +9,15 @@ checks that with :func:`fits`. To add a rule: ``RULES.setdefault(mg.ops.Relu, []
 Every rule here is exact in real arithmetic, and most give the same bits. Three do not: ``x + 0 -> x``
 returns ``-0.0`` where ``-0.0 + 0`` gave ``+0.0``; ``log(exp(x)) -> x`` and ``log(softmax(z)) ->
 log_softmax(z)`` remove roundings, and overflows (``exp(100)`` is ``inf`` in float32). The last two rules
-do not simplify by themselves: they rewrite a graph so that fusion can do more.
+do not simplify by themselves: they rewrite a graph so that fusion can do more. Nor does
+``cross_entropy_from_log_softmax``, which gives the loss and its gradient one ``log_softmax`` to share.
 """
 
 import numpy as np
 
 from ..graph import Constant, Node, role_scope
-from ..ops import (Add, Div, Exp, Log, Mul, Neg, Relu, ReluGrad, Reshape, Sub, SumTo, Transpose, log_of_softmax, reduce_sum, relu,
-                   relu_grad, transpose)
+from ..ops import (Add, Div, Exp, Log, Mul, Neg, Relu, ReluGrad, Reshape, SoftmaxCrossEntropy, SoftmaxCrossEntropyGrad,
+                   Sub, SumTo, Transpose, log_of_softmax, log_softmax, reduce_sum, relu, relu_grad, transpose)
 from .core import check_fetches, rebuild, rewrite
 
 MAX_REWRITES_PER_NODE = 100  # a rule that keeps rewriting its own result is a bug, not a simplification
@@ -122,6 +123,18 @@ def relu_grad_of_relu(node):
     return None if isinstance(x.op, Relu) else relu_grad(grad, relu(x))
 
 
+def cross_entropy_from_log_softmax(node):
+    """``softmax_cross_entropy(z, y) -> softmax_cross_entropy(log_softmax(z), y)`` on log-probabilities (the
+    op's ``from_log_softmax``), and the same for its gradient op: the same bits, as both ops compute through
+    ``log_softmax``. Not simpler on its own: in a training step the loss and its gradient then read one
+    ``log_softmax(z)`` (CSE merges the two), computed once instead of once in each — as TensorFlow's fused
+    kernel returns the loss and its gradient from one pass over the logits."""
+    if node.op.from_log_softmax:
+        return None
+    logits, *others = node.inputs
+    return type(node.op)(from_log_softmax=True)(log_softmax(logits), *others)
+
+
 RULES = {
     Mul: [times_one],
     Add: [plus_zero],
@@ -133,6 +146,8 @@ RULES = {
     Log: [log_of_exp, log_of_softmax_rule],
     ReluGrad: [relu_grad_of_relu],
     SumTo: [sum_to_as_reduce_sum],
+    SoftmaxCrossEntropy: [cross_entropy_from_log_softmax],
+    SoftmaxCrossEntropyGrad: [cross_entropy_from_log_softmax],
 }
 
 
