@@ -449,6 +449,18 @@ def pipeline_with_minigraphs_finder(fetches):
     return passes.fuse_elementwise(fetches, find_groups=mg.passes.find_fusable_groups)
 
 
+MINIGRAPHS_FINDER = mg.passes.find_fusable_groups  # an alias, taken before the check runs
+FINDER_IN_A_DICT = {"finder": mg.passes.find_fusable_groups}  # out of reach of any renaming
+
+
+def pipeline_with_an_alias_of_minigraphs_finder(fetches):
+    return passes.fuse_elementwise(fetches, find_groups=MINIGRAPHS_FINDER)
+
+
+def pipeline_with_minigraphs_finder_in_a_dict(fetches):
+    return passes.fuse_elementwise(fetches, find_groups=FINDER_IN_A_DICT["finder"])
+
+
 def pipeline_of_the_default_passes(fetches):
     for graph_pass in passes.DEFAULT_PASSES:
         fetches = graph_pass(fetches)
@@ -464,9 +476,16 @@ def pipeline_losing_a_fetch(fetches):
 
 
 @pytest.mark.parametrize("pipeline, message", [
-    (pipeline_with_the_default_finder, "your pipeline fused with minigraph's own group finder"),
-    (pipeline_with_minigraphs_finder, "your pipeline fused with minigraph's own group finder"),
-    (pipeline_of_the_default_passes, "your pipeline fused with minigraph's own group finder"),
+    (pipeline_with_the_default_finder, "your pipeline called mg.passes.fuse_elementwise(fetches) without "
+     "find_groups=, so it fused with minigraph's own group finder"),
+    (pipeline_with_minigraphs_finder, "your pipeline handed mg.passes.fuse_elementwise a group finder whose groups "
+     "are not those of your find_fusable_groups"),
+    (pipeline_with_an_alias_of_minigraphs_finder, "your pipeline handed mg.passes.fuse_elementwise a group finder "
+     "whose groups are not those of your find_fusable_groups"),
+    (pipeline_with_minigraphs_finder_in_a_dict, "your pipeline handed mg.passes.fuse_elementwise a group finder "
+     "whose groups are not those of your find_fusable_groups"),
+    (pipeline_of_the_default_passes, "your pipeline's fused kernels were not made by a call of "
+     "mg.passes.fuse_elementwise in your code"),
     (pipeline_without_fusion, "your pipeline fused nothing: end it with mg.passes.fuse_elementwise(fetches, "
      "find_groups=find_fusable_groups)"),
     (pipeline_losing_a_fetch, "pipeline_losing_a_fetch returned 1 nodes for 2 fetches"),

@@ -33,6 +33,7 @@ from ..ops import (Group, Mul, add, argmax, assign_add, assign_sub, cast, div, e
 from ..optim import Adam
 from ..passes import algebra, cse, dead_code, fusion
 from ..session import Session
+from . import limits
 from .framework import CheckFailure, Passed, Text, exercise, expect_equal
 from .report import format_value, learner_frame
 
@@ -851,24 +852,40 @@ def _expect_groups(find_fusable_groups, fetches, given):
 
 
 @contextlib.contextmanager
-def _without_the_packages_finder():
-    """Within the block, fuse_elementwise without find_groups= (or given minigraph's finder) fails: a pipeline
-    must fuse with the learner's groups."""
+def _fusions_recorded(pipeline):
+    """Within the block, every call of ``mg.passes.fuse_elementwise`` — also through a name the learner's
+    notebook imported — is recorded in the list it yields, as ``(fetches, find_groups)``."""
+    calls, fuse = [], passes.fuse_elementwise
 
-    def refused(fetches):
-        raise CheckFailure("your pipeline fused with minigraph's own group finder (fuse_elementwise(fetches) uses "
-                           "it when find_groups= is not given): pass yours, "
-                           "fuse_elementwise(fetches, find_groups=find_fusable_groups)")
+    def recorded(fetches, find_groups=None):
+        calls.append((list(fetches), find_groups))
+        return fuse(fetches, find_groups)
 
-    modules = [passes, fusion]
-    saved = [module.find_fusable_groups for module in modules]
-    for module in modules:
-        module.find_fusable_groups = refused
-    try:
-        yield
-    finally:
-        for module, function in zip(modules, saved):
-            module.find_fusable_groups = function
+    with limits.substituted(fuse, recorded, [pipeline]):
+        yield calls
+
+
+def _expect_fused_with(find_fusable_groups, calls, kernels, given):
+    """The pipeline's kernels were made by ``fuse_elementwise`` with the learner's groups: whatever finder it
+    was handed, under whatever name, its groups must be those of ``find_fusable_groups`` on the same graph."""
+    if not calls:
+        raise CheckFailure("your pipeline's fused kernels were not made by a call of mg.passes.fuse_elementwise in "
+                           "your code (a list of passes such as mg.passes.DEFAULT_PASSES holds minigraph's fusion, "
+                           "with its own group finder): end your pipeline with "
+                           "mg.passes.fuse_elementwise(fetches, find_groups=find_fusable_groups)", input=given,
+                           got=[node.op.name for node in kernels])
+    for fetches, find_groups in calls:
+        if find_groups is None:
+            raise CheckFailure("your pipeline called mg.passes.fuse_elementwise(fetches) without find_groups=, so it "
+                               "fused with minigraph's own group finder: pass yours, "
+                               "fuse_elementwise(fetches, find_groups=find_fusable_groups)", input=given)
+        used, yours = find_groups(list(fetches)), find_fusable_groups(list(fetches))
+        if {tuple(map(id, group)) for group in used} != {tuple(map(id, group)) for group in yours}:
+            raise CheckFailure("your pipeline handed mg.passes.fuse_elementwise a group finder whose groups are not "
+                               "those of your find_fusable_groups on the same graph (minigraph's own finder also "
+                               "takes matrix products and assigns): pass yours, find_groups=find_fusable_groups",
+                               input=given, expected=[_names(group) for group in yours],
+                               got=[_names(group) for group in used])
 
 
 MNIST_EPOCHS, MNIST_BATCH = 3, 128
@@ -930,14 +947,15 @@ def _(find_fusable_groups, my_pipeline):
             _expect_same_bits(got, want, f"the value of {fetch.name!r}, fused", given)
     x, y, loss, accuracy, step = _adam_mlp()
     given = Text("my_pipeline([loss, train_step]), the chapter's Adam step of a 784-128-10 MLP")
-    with _without_the_packages_finder():
+    with _fusions_recorded(my_pipeline) as calls:
         optimized = _apply(my_pipeline, [loss, step], given)
-        kernels = [node for node in topological_sort(optimized) if isinstance(node.op, passes.FusedElementwise)]
-        if not kernels:
-            raise CheckFailure("your pipeline fused nothing: end it with "
-                               "mg.passes.fuse_elementwise(fetches, find_groups=find_fusable_groups)", input=given)
-        _expect_same_training([loss, step], optimized, x, y, given)
-        (plain, plain_weights), (mine, my_weights) = _train_both(my_pipeline)
+    kernels = [node for node in topological_sort(optimized) if isinstance(node.op, passes.FusedElementwise)]
+    if not kernels:
+        raise CheckFailure("your pipeline fused nothing: end it with "
+                           "mg.passes.fuse_elementwise(fetches, find_groups=find_fusable_groups)", input=given)
+    _expect_fused_with(find_fusable_groups, calls, kernels, given)
+    _expect_same_training([loss, step], optimized, x, y, given)
+    (plain, plain_weights), (mine, my_weights) = _train_both(my_pipeline)
     given = Text(f"the MLP trained {MNIST_EPOCHS} epochs with Adam (batches of {MNIST_BATCH}), as built and through "
                  "Session(optimize=my_pipeline)")
     for key in plain:

@@ -92,17 +92,26 @@ def unavailable(functions, learner_objects, checker_file):
     """Within the block, calls of ``functions`` from the learner's code (not from ``checker_file``) raise
     :class:`UnavailableFunction`; yields the list of ``(name, location)`` of such calls, for the report (the
     learner's code may catch the error)."""
-    uses, replaced = [], []
-    namespaces = _learner_namespaces(learner_objects)
-    for function in functions:
-        guard = _guard(function, public_name(function), uses, checker_file)
-        for namespace, name in _places(function, namespaces):
-            replaced.append((namespace, name, function))
-            _set(namespace, name, guard)
-    try:
+    uses = []
+    with contextlib.ExitStack() as stack:
+        for function in functions:
+            guard = _guard(function, public_name(function), uses, checker_file)
+            stack.enter_context(substituted(function, guard, learner_objects))
         yield uses
+
+
+@contextlib.contextmanager
+def substituted(function, substitute, learner_objects):
+    """Within the block, ``substitute`` stands in for the package's ``function`` under every name it has: in
+    minigraph's modules, in the class that defines it, and in the namespaces of ``learner_objects`` (a
+    notebook that imported it)."""
+    places = _places(function, _learner_namespaces(learner_objects))
+    for namespace, name in places:
+        _set(namespace, name, substitute)
+    try:
+        yield
     finally:
-        for namespace, name, function in reversed(replaced):
+        for namespace, name in reversed(places):
             _set(namespace, name, function)
 
 
