@@ -111,7 +111,19 @@ def label_range_error(node, labels, classes):
                       f"logits {logits_node.name!r} have {classes} classes: labels must lie in [0, {classes})")
 
 
-class SoftmaxCrossEntropy(Op):
+class CrossEntropyOp(Op):
+    """Base of the two cross-entropy ops: their first input is the logits ``z``, or, with
+    ``from_log_softmax=True`` (set by chapter 05's rule ``cross_entropy_from_log_softmax``),
+    ``log_softmax(z)`` itself."""
+
+    from_log_softmax = False  # the plain op has no parameters
+
+    def __init__(self, from_log_softmax=False):
+        if from_log_softmax:
+            self.from_log_softmax = True
+
+
+class SoftmaxCrossEntropy(CrossEntropyOp):
     """Per-example loss ``-sum_c y_c log softmax(z)_c`` over the last axis of the logits ``z``.
 
     ``labels`` are class indices (integers, shape ``z.shape[:-1]``) or probabilities such as one-hot rows
@@ -124,12 +136,6 @@ class SoftmaxCrossEntropy(Op):
     """
 
     name = "softmax_cross_entropy"
-    from_log_softmax = False  # the plain op has no parameters
-
-    def __init__(self, from_log_softmax=False):
-        if from_log_softmax:
-            self.from_log_softmax = True
-
     def compute(self, node, input_values):
         logits, labels = input_values
         check_labels(node, logits, labels)
@@ -195,7 +201,7 @@ def _at_labels(node, values, labels):
         raise label_range_error(node, labels, values.shape[-1]) from None
 
 
-class SoftmaxCrossEntropyGrad(Op):
+class SoftmaxCrossEntropyGrad(CrossEntropyOp):
     """``(softmax(z) sum_c y_c - y) g[..., None]``: the gradient of the softmax cross-entropy w.r.t. the
     logits ``z`` as one op (for index labels: softmax minus one at the label), with the softmax computed as
     ``exp(log_softmax(z))``. Its own gradient, for second derivatives: w.r.t. ``z`` the softmax VJP of
@@ -206,12 +212,6 @@ class SoftmaxCrossEntropyGrad(Op):
     """
 
     name = "softmax_cross_entropy_grad"
-    from_log_softmax = False  # the plain op has no parameters
-
-    def __init__(self, from_log_softmax=False):
-        if from_log_softmax:
-            self.from_log_softmax = True
-
     def compute(self, node, input_values):
         logits, labels, grad = input_values
         check_labels(node, logits, labels)
