@@ -25,6 +25,7 @@ from ..nn import dense
 from ..optim import SGD, Adam, Optimizer
 from ..session import Session
 from .framework import CheckFailure, Passed, Text, call_unchanged, exercise, expect_close, expect_shape
+from .training import history_by_epoch
 
 # ---------------------------------------------------------------------------------------------- shared
 
@@ -390,14 +391,11 @@ def _train_mnist(AdamW):
     accuracy = ops.reduce_mean(ops.cast(ops.equal(ops.argmax(logits, axis=1), labels), "float32"))
     train_step = _expect_optimizer(AdamW, MNIST_LR, MNIST_DECAY).minimize(loss)
     data = {"train": load_mnist("train"), "test": load_mnist("test")}
-    history = {"epoch": [], "train_loss": [], "train_acc": [], "test_loss": [], "test_acc": []}
     sess = Session()
-    for epoch in range(1, MNIST_EPOCHS + 1):
+
+    def train_epoch(epoch):
         for images, digits in batches(*data["train"], MNIST_BATCH, rng=epoch):
             sess.run(train_step, {x: images, labels: digits})
-        history["epoch"].append(epoch)
-        for split, (images, digits) in data.items():
-            split_loss, split_accuracy = sess.run([loss, accuracy], {x: images, labels: digits})
-            history[f"{split}_loss"].append(float(split_loss))
-            history[f"{split}_acc"].append(float(split_accuracy))
-    return history
+
+    return history_by_epoch(MNIST_EPOCHS, train_epoch, lambda images, digits: sess.run(
+        [loss, accuracy], {x: images, labels: digits}), data)

@@ -36,6 +36,7 @@ from ..session import Session
 from . import limits
 from .framework import CheckFailure, Passed, Text, exercise, expect_equal
 from .report import format_value, learner_frame
+from .training import history_by_epoch
 
 # ---------------------------------------------------------------------------------------------- shared
 
@@ -898,16 +899,14 @@ def _train(optimize):
 
     x, y, loss, accuracy, step = _adam_mlp()
     data = {"train": load_mnist("train"), "test": load_mnist("test")}
-    history = {"epoch": [], "train_loss": [], "train_acc": [], "test_loss": [], "test_acc": []}
     sess = Session(optimize=optimize)
-    for epoch in range(1, MNIST_EPOCHS + 1):
+
+    def train_epoch(epoch):
         for images, labels in batches(*data["train"], MNIST_BATCH, rng=epoch):
             sess.run([loss, step], {x: images, y: labels})
-        history["epoch"].append(epoch)
-        for split, (images, labels) in data.items():
-            split_loss, split_accuracy = sess.run([loss, accuracy], {x: images, y: labels})
-            history[f"{split}_loss"].append(float(split_loss))
-            history[f"{split}_acc"].append(float(split_accuracy))
+
+    history = history_by_epoch(MNIST_EPOCHS, train_epoch, lambda images, labels: sess.run(
+        [loss, accuracy], {x: images, y: labels}), data)
     weights = [(var.name, sess.run(var)) for var in _sources([loss, step]) if isinstance(var, Variable)]
     return history, weights
 

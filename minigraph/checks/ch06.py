@@ -33,6 +33,7 @@ from ..graph import Constant, Node, Placeholder, Variable, constant, placeholder
 from ..ops.shape import broadcast_keeps_shape
 from ..session import Executor, Session
 from .framework import CheckFailure, Passed, Text, exercise, expect_equal
+from .training import history_by_epoch
 
 # ---------------------------------------------------------------------------------------------- graphs
 
@@ -927,18 +928,16 @@ def _train_mnist(planner):
     x, labels, loss, accuracy, step = _mnist_mlp()
     data = {"train": load_mnist("train"), "test": load_mnist("test")}
     sessions = {"yours": Session(memory=planner), "naive": Session(memory="naive")}
-    history = {"epoch": [], "train_loss": [], "train_acc": [], "test_loss": [], "test_acc": []}
-    for epoch in range(1, MNIST_EPOCHS + 1):
+
+    def train_epoch(epoch):
         for number, (images, digits) in enumerate(batches(*data["train"], MNIST_BATCH, rng=epoch), start=1):
             losses = {name: sess.run([loss, step], {x: images, labels: digits})[0] for name, sess in sessions.items()}
             if not np.array_equal(losses["yours"], losses["naive"]):
                 raise CheckFailure(f"epoch {epoch}, step {number}: the loss differs from the run that keeps every "
                                    "value", expected=losses["naive"], got=losses["yours"])
-        history["epoch"].append(epoch)
-        for split, (images, digits) in data.items():
-            split_loss, split_accuracy = sessions["yours"].run([loss, accuracy], {x: images, labels: digits})
-            history[f"{split}_loss"].append(float(split_loss))
-            history[f"{split}_acc"].append(float(split_accuracy))
+
+    history = history_by_epoch(MNIST_EPOCHS, train_epoch, lambda images, digits: sessions["yours"].run(
+        [loss, accuracy], {x: images, labels: digits}), data)
     variables = [node for node in topological_sort([loss]) if isinstance(node, Variable)]
     for var in variables:
         expect_equal(sessions["yours"].variables[var], sessions["naive"].variables[var],

@@ -36,6 +36,7 @@ from ..ops import matmul, reduce_mean, reduce_sum, relu, softmax_cross_entropy, 
 from ..session import Session
 from .framework import CheckFailure, Passed, Text, exercise, expect_close, expect_equal, expect_shape, is_close
 from .report import is_learner_file
+from .training import history_by_epoch
 
 EPS = 1e-6  # central differences, in float64
 
@@ -652,16 +653,12 @@ def _train_mnist(train_step, backward, params, data):
     """``MNIST_EPOCHS`` epochs of the learner's steps; the history of the losses and accuracies."""
     from ..datasets import batches
 
-    history = {"epoch": [], "train_loss": [], "train_acc": [], "test_loss": [], "test_acc": []}
-    for epoch in range(1, MNIST_EPOCHS + 1):
+    def train_epoch(epoch):
         for x, y in batches(*data["train"], MNIST_BATCH, np.random.default_rng(epoch)):
             train_step(params, x, y, LEARNING_RATE, backward)
-        history["epoch"].append(epoch)
-        for split, split_data in data.items():
-            loss, accuracy = _evaluate(params, split_data)
-            history[f"{split}_loss"].append(loss)
-            history[f"{split}_acc"].append(accuracy)
-    return history
+
+    return history_by_epoch(MNIST_EPOCHS, train_epoch, lambda images, labels: _evaluate(params, (images, labels)),
+                            data)
 
 
 def _evaluate(params, data):
