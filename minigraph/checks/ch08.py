@@ -23,7 +23,6 @@ References are the checker's own: central differences of eager forward passes, n
 its own SGD step; the package's ``backward`` serves only the checker's reference step of 8.6 and 8.2's eager use.
 """
 
-import traceback
 
 import numpy as np
 
@@ -35,7 +34,7 @@ from ..init import he_normal
 from ..ops import matmul, reduce_mean, reduce_sum, relu, softmax_cross_entropy, tanh
 from ..session import Session
 from .framework import CheckFailure, Passed, Text, exercise, expect_close, expect_equal, expect_shape, is_close
-from .report import is_learner_file
+from .report import raised_in_learner_code
 from .training import history_by_epoch
 
 EPS = 1e-6  # central differences, in float64
@@ -186,18 +185,12 @@ def _sigmoid(x):
     return np.where(x >= 0, 1 / (1 + e), e / (1 + e))
 
 
-def _raised_in_your_code(error):
-    """Whether the traceback of ``error`` passes through the learner's code (the framework then shows the line)."""
-    return isinstance(error, NotImplementedError) or any(
-        is_learner_file(frame.filename) for frame in traceback.extract_tb(error.__traceback__))
-
-
 def _built(op, x, given):
     """``op(x)``, the learner's op applied to a node; minigraph refusing what their methods returned is a failure."""
     try:
         return op(x)
     except Exception as error:
-        if _raised_in_your_code(error):
+        if raised_in_learner_code(error, __file__):
             raise
         raise CheckFailure(f"building the node {op.name}(x) raised {type(error).__name__}: {error} — minigraph could "
                            "not use what your methods returned (infer_shape returns a tuple, or None when the shape is "
@@ -429,7 +422,7 @@ def _run(output, feed, given):
     try:
         return Session().run(output, feed)
     except Exception as error:
-        if _raised_in_your_code(error):
+        if raised_in_learner_code(error, __file__):
             raise
         raise CheckFailure(f"running the graph of your trace raised {type(error).__name__}: {error}",
                            input=given) from None

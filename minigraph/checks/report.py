@@ -190,6 +190,13 @@ def learner_frame(tb, checker_file):
     return found
 
 
+def raised_in_learner_code(error, checker_file):
+    """Whether ``error`` is for the framework to report as it is — a stub's NotImplementedError, or an error
+    whose traceback passes through the learner's code, whose line the report then shows — rather than for
+    the checker to word as a failure of what the learner's code returned."""
+    return isinstance(error, NotImplementedError) or learner_frame(error.__traceback__, checker_file) is not None
+
+
 def innermost_frame(tb):
     """The innermost frame of ``tb`` as ``(filename, lineno, function)``."""
     *_, (frame, lineno) = traceback.walk_tb(tb)
