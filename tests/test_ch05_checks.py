@@ -544,3 +544,16 @@ def test_the_checkers_groups_are_the_packages_without_heads_and_assigns():
     x, y, loss, accuracy, step = ch05._adam_mlp(hidden=8)
     fetches = passes.eliminate_common_subexpressions([loss, step])
     passes.fusion.check_groups(ch05._expected_groups(fetches), fetches)
+
+
+def test_the_run_as_built_is_trained_once_and_handed_out_as_copies(monkeypatch):
+    runs = []
+    monkeypatch.setattr(ch05, "_train", lambda optimize: runs.append(optimize) or ({"test_acc": [0.9]}, []))
+    ch05._trained_as_built.cache_clear()
+    try:
+        (first, _), _ = ch05._train_both("pipeline")
+        first["test_acc"].append(0.0)  # a learner changing the history it got back
+        (second, _), _ = ch05._train_both("another pipeline")
+    finally:
+        ch05._trained_as_built.cache_clear()
+    assert runs == [False, "pipeline", "another pipeline"] and second == {"test_acc": [0.9]}
