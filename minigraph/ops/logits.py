@@ -139,13 +139,13 @@ class SoftmaxCrossEntropy(CrossEntropyOp):
     def compute(self, node, input_values):
         logits, labels = input_values
         check_labels(node, logits, labels)
-        if labels.dtype.kind in "iu" and not self.from_log_softmax:  # log sum exp(z) - z[label], on z - max(z)
+        integer = labels.dtype.kind in "iu"
+        if self.from_log_softmax:  # -L[label]: the bits of the logits' form below, as a - b = -(b - a)
+            return -_at_labels(node, logits, labels) if integer else -(labels * logits).sum(axis=-1)
+        if integer:  # log sum exp(z) - z[label], on z - max(z)
             shifted = logits - logits.max(axis=-1, keepdims=True)
             return np.log(np.exp(shifted).sum(axis=-1)) - _at_labels(node, shifted, labels)
-        if labels.dtype.kind in "iu":  # -(shifted - log sum exp)[label]: the bits above, as a - b = -(b - a)
-            return -_at_labels(node, logits, labels)
-        log_p = logits if self.from_log_softmax else stable_log_softmax(logits, -1)
-        return -(labels * log_p).sum(axis=-1)
+        return -(labels * stable_log_softmax(logits, -1)).sum(axis=-1)
 
     def infer_dtype(self, node, input_dtypes):
         logits, labels = input_dtypes
