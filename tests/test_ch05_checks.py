@@ -6,6 +6,8 @@ shows them all passing (5.5's MNIST training included). Here the training of 5.5
 that everything the check compares before it is tested quickly.
 """
 
+import functools
+
 import numpy as np
 import pytest
 
@@ -475,17 +477,15 @@ def pipeline_losing_a_fetch(fetches):
     return fetches[:1]
 
 
+NOT_YOURS = "your pipeline's fused kernels are not those that your find_fusable_groups makes on the graph it fused"
+
+
 @pytest.mark.parametrize("pipeline, message", [
-    (pipeline_with_the_default_finder, "your pipeline called mg.passes.fuse_elementwise(fetches) without "
-     "find_groups=, so it fused with minigraph's own group finder"),
-    (pipeline_with_minigraphs_finder, "your pipeline handed mg.passes.fuse_elementwise a group finder whose groups "
-     "are not those of your find_fusable_groups"),
-    (pipeline_with_an_alias_of_minigraphs_finder, "your pipeline handed mg.passes.fuse_elementwise a group finder "
-     "whose groups are not those of your find_fusable_groups"),
-    (pipeline_with_minigraphs_finder_in_a_dict, "your pipeline handed mg.passes.fuse_elementwise a group finder "
-     "whose groups are not those of your find_fusable_groups"),
-    (pipeline_of_the_default_passes, "your pipeline's fused kernels were not made by a call of "
-     "mg.passes.fuse_elementwise in your code"),
+    (pipeline_with_the_default_finder, NOT_YOURS),
+    (pipeline_with_minigraphs_finder, NOT_YOURS),
+    (pipeline_with_an_alias_of_minigraphs_finder, NOT_YOURS),
+    (pipeline_with_minigraphs_finder_in_a_dict, NOT_YOURS),
+    (pipeline_of_the_default_passes, NOT_YOURS),
     (pipeline_without_fusion, "your pipeline fused nothing: end it with mg.passes.fuse_elementwise(fetches, "
      "find_groups=find_fusable_groups)"),
     (pipeline_losing_a_fetch, "pipeline_losing_a_fetch returned 1 nodes for 2 fetches"),
@@ -495,6 +495,22 @@ def test_a_pipeline_must_fuse_with_the_learners_groups(run_check, solved, no_mni
     assert result.status == "failed" and message in report, report
     assert passes.find_fusable_groups is passes.fusion.find_fusable_groups  # put back after the check
     assert passes.find_fusable_groups.__module__ == "minigraph.passes.fusion"
+
+
+def test_a_pipeline_may_reach_fuse_elementwise_through_a_reference_of_its_own(run_check, solved,
+                                                                               no_mnist_training):
+    finder = solved["find_fusable_groups"]
+    fuse = functools.partial(mg.passes.fuse_elementwise, find_groups=finder)  # made before the check
+
+    def pipeline_with_a_partial(fetches):
+        return fuse(passes.eliminate_common_subexpressions(fetches))
+
+    def pipeline_with_a_default(fetches, fuse=mg.passes.fuse_elementwise):
+        return fuse(passes.eliminate_common_subexpressions(fetches), find_groups=finder)
+
+    for pipeline in (pipeline_with_a_partial, pipeline_with_a_default):
+        result, report = run_check("5.5", finder, pipeline)
+        assert result.status == "passed", report
 
 
 def test_a_pipeline_that_changes_the_training_curve_is_named(run_check, solved, monkeypatch):

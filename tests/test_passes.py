@@ -236,6 +236,28 @@ def test_the_loss_and_its_gradient_share_one_log_softmax_with_the_same_bits(labe
         check_gradients(shared[0] + mg.reduce_sum(shared[1] * weights), [x], {x: value})
 
 
+def test_the_shared_log_softmax_keeps_the_errors_names_and_integer_logits():
+    """Optimized, a bad label is reported as in the graph as built (the loss's name, the logits' name), and
+    integer logits give the same float values."""
+    z = mg.placeholder("scores", (None, 4))
+    labels = mg.placeholder("labels", (None,), "int64")
+    loss = mg.reduce_mean(mg.softmax_cross_entropy(z * 2.0, labels, name="xent"))
+    grad = mg.gradients(loss, z)
+    value = np.arange(8, dtype=np.float32).reshape(2, 4)
+    for bad in (np.array([1, 7]), np.array([1, 2, 3])):
+        messages = []
+        for optimize in (False, True):
+            with pytest.raises((ValueError, mg.ShapeError)) as error:
+                mg.Session(optimize=optimize).run([loss, grad], {z: value, labels: bad})
+            messages.append(str(error.value))
+        assert messages[0] == messages[1] and "'xent'" in messages[0] and "'mul" in messages[0], messages
+    counts = mg.placeholder("counts", (None, 3), "int64")
+    int_loss = mg.softmax_cross_entropy(counts, mg.constant(np.array([0, 2])))
+    feed = {counts: np.array([[1, 2, 3], [4, 0, 9]])}
+    as_built, optimized = mg.Session().run(int_loss, feed), mg.Session(optimize=True).run(int_loss, feed)
+    assert int_loss.dtype == np.float64 and optimized.dtype == np.float64 and np.array_equal(as_built, optimized)
+
+
 def test_relu_grad_reads_the_relu_so_that_the_layer_fuses():
     x, value = float64_input()
     value = value - 1.25  # both signs

@@ -18,7 +18,6 @@ A pass is checked on graphs the checker builds, against invariants of its result
 must stay, the same values bit for bit) rather than against the package's own pass.
 """
 
-import contextlib
 import copy
 import functools
 from collections import Counter
@@ -35,7 +34,6 @@ from ..ops import (Group, Mul, add, argmax, assign_add, assign_sub, cast, div, e
 from ..optim import Adam
 from ..passes import algebra, cse, dead_code, fusion
 from ..session import Session
-from . import limits
 from .framework import CheckFailure, Passed, Text, exercise, expect_equal
 from .report import format_value, raised_in_learner_code
 from .training import history_by_epoch
@@ -854,41 +852,25 @@ def _expect_groups(find_fusable_groups, fetches, given):
     return groups
 
 
-@contextlib.contextmanager
-def _fusions_recorded(pipeline):
-    """Within the block, every call of ``mg.passes.fuse_elementwise`` — also through a name the learner's
-    notebook imported — is recorded in the list it yields, as ``(fetches, find_groups)``."""
-    calls, fuse = [], passes.fuse_elementwise
-
-    def recorded(fetches, find_groups=None):
-        calls.append((list(fetches), find_groups))
-        return fuse(fetches, find_groups)
-
-    with limits.substituted(fuse, recorded, [pipeline]):
-        yield calls
-
-
-def _expect_fused_with(find_fusable_groups, calls, kernels, given):
-    """The pipeline's kernels were made by ``fuse_elementwise`` with the learner's groups: whatever finder it
-    was handed, under whatever name, its groups must be those of ``find_fusable_groups`` on the same graph."""
-    if not calls:
-        raise CheckFailure("your pipeline's fused kernels were not made by a call of mg.passes.fuse_elementwise in "
-                           "your code (a list of passes such as mg.passes.DEFAULT_PASSES holds minigraph's fusion, "
-                           "with its own group finder): end your pipeline with "
+def _expect_your_kernels(find_fusable_groups, optimized, kernels, given):
+    """The pipeline's kernels are those that the learner's groups make — whatever finder it handed
+    ``fuse_elementwise``, under whatever name. Each kernel unfused again (its ops rebuilt on its inputs) gives
+    back the graph the pipeline fused; fusing that with ``find_fusable_groups`` must make the same kernels."""
+    unfused = passes.rewrite(optimized, lambda node, inputs: node.op.unfused(inputs) if isinstance(
+        node.op, passes.FusedElementwise) else passes.rebuild(node, inputs))
+    try:
+        fused_again = passes.fuse_elementwise(unfused, find_groups=find_fusable_groups)
+    except ValueError as refused:  # fuse_elementwise names what is wrong with a group
+        raise CheckFailure(str(refused), input=given) from None
+    yours = sorted(node.op.name for node in topological_sort(fused_again)
+                   if isinstance(node.op, passes.FusedElementwise))
+    if sorted(node.op.name for node in kernels) != yours:
+        raise CheckFailure("your pipeline's fused kernels are not those that your find_fusable_groups makes on the "
+                           "graph it fused: did it call fuse_elementwise without find_groups= (minigraph's own "
+                           "finder then chooses, and it also takes matrix products and assigns) or hand it another "
+                           "finder? End your pipeline with "
                            "mg.passes.fuse_elementwise(fetches, find_groups=find_fusable_groups)", input=given,
-                           got=[node.op.name for node in kernels])
-    for fetches, find_groups in calls:
-        if find_groups is None:
-            raise CheckFailure("your pipeline called mg.passes.fuse_elementwise(fetches) without find_groups=, so it "
-                               "fused with minigraph's own group finder: pass yours, "
-                               "fuse_elementwise(fetches, find_groups=find_fusable_groups)", input=given)
-        used, yours = find_groups(list(fetches)), find_fusable_groups(list(fetches))
-        if {tuple(map(id, group)) for group in used} != {tuple(map(id, group)) for group in yours}:
-            raise CheckFailure("your pipeline handed mg.passes.fuse_elementwise a group finder whose groups are not "
-                               "those of your find_fusable_groups on the same graph (minigraph's own finder also "
-                               "takes matrix products and assigns): pass yours, find_groups=find_fusable_groups",
-                               input=given, expected=[_names(group) for group in yours],
-                               got=[_names(group) for group in used])
+                           expected=yours, got=sorted(node.op.name for node in kernels))
 
 
 MNIST_EPOCHS, MNIST_BATCH = 3, 128
@@ -955,13 +937,12 @@ def _(find_fusable_groups, my_pipeline):
             _expect_same_bits(got, want, f"the value of {fetch.name!r}, fused", given)
     x, y, loss, accuracy, step = _adam_mlp()
     given = Text("my_pipeline([loss, train_step]), the chapter's Adam step of a 784-128-10 MLP")
-    with _fusions_recorded(my_pipeline) as calls:
-        optimized = _apply(my_pipeline, [loss, step], given)
+    optimized = _apply(my_pipeline, [loss, step], given)
     kernels = [node for node in topological_sort(optimized) if isinstance(node.op, passes.FusedElementwise)]
     if not kernels:
         raise CheckFailure("your pipeline fused nothing: end it with "
                            "mg.passes.fuse_elementwise(fetches, find_groups=find_fusable_groups)", input=given)
-    _expect_fused_with(find_fusable_groups, calls, kernels, given)
+    _expect_your_kernels(find_fusable_groups, optimized, kernels, given)
     _expect_same_training([loss, step], optimized, x, y, given)
     (plain, plain_weights), (mine, my_weights) = _train_both(my_pipeline)
     given = Text(f"the MLP trained {MNIST_EPOCHS} epochs with Adam (batches of {MNIST_BATCH}), as built and through "

@@ -7,7 +7,7 @@ so ``exp`` never overflows, even for logits of magnitude 1e4.
 import numpy as np
 
 from ..graph import Node, Op, ShapeError, format_shape, shapes_compatible
-from .elementwise import UnaryFloat, exp, ones_like
+from .elementwise import UnaryFloat, exp, float_dtype, ones_like
 from .reduce import reduce_sum
 from .shape import expand_dims
 
@@ -79,13 +79,22 @@ def _integer_labels(node):
     return node.dtype.kind in "iu"
 
 
+def _logits_and_labels(node):
+    """The nodes of the logits and of the labels of a cross-entropy node, for its error messages: in the
+    ``from_log_softmax`` form, the logits behind its ``log_softmax`` input."""
+    first, labels = node.inputs[:2]
+    if node.op.from_log_softmax and isinstance(first.op, LogSoftmax):
+        first = first.inputs[0]
+    return first, labels
+
+
 def check_labels(node, logits, labels):
     """Run-time check of the labels' shape against the logits', which numpy would otherwise broadcast into
     a wrong loss: integer labels of shape ``logits.shape[:-1]``, or float labels of the logits' shape."""
     integer = labels.dtype.kind in "iu"
     expected = logits.shape[:-1] if integer else logits.shape
     if labels.shape != expected:
-        logits_node, labels_node = node.inputs[:2]
+        logits_node, labels_node = _logits_and_labels(node)
         kind = "integer labels" if integer else "float (one-hot) labels"
         raise ShapeError(f"{node.op.name} {node.name!r}: the {kind} {labels_node.name!r} have shape "
                          f"{format_shape(labels.shape)} at run time, but the logits {logits_node.name!r} of shape "
@@ -105,7 +114,7 @@ def _label_index(node, labels, values):
 
 def label_range_error(node, labels, classes):
     """The error for labels outside ``[0, classes)``, naming the labels' and the logits' nodes."""
-    logits_node, labels_node = node.inputs[:2]
+    logits_node, labels_node = _logits_and_labels(node)
     bad = labels.min() if labels.min() < 0 else labels.max()
     return ValueError(f"{node.op.name} {node.name!r}: the labels {labels_node.name!r} hold {bad}, but the "
                       f"logits {logits_node.name!r} have {classes} classes: labels must lie in [0, {classes})")
@@ -116,7 +125,7 @@ class CrossEntropyOp(Op):
     ``from_log_softmax=True`` (set by chapter 05's rule ``cross_entropy_from_log_softmax``),
     ``log_softmax(z)`` itself."""
 
-    from_log_softmax = False  # the plain op has no parameters
+    from_log_softmax = False  # a class default: the plain op's node.attrs stay empty (CSE keys, drawings)
 
     def __init__(self, from_log_softmax=False):
         if from_log_softmax:
@@ -136,6 +145,7 @@ class SoftmaxCrossEntropy(CrossEntropyOp):
     """
 
     name = "softmax_cross_entropy"
+
     def compute(self, node, input_values):
         logits, labels = input_values
         check_labels(node, logits, labels)
@@ -149,7 +159,7 @@ class SoftmaxCrossEntropy(CrossEntropyOp):
 
     def infer_dtype(self, node, input_dtypes):
         logits, labels = input_dtypes
-        return np.result_type(logits) if labels.kind in "iu" else np.result_type(logits, labels)
+        return float_dtype([logits] if labels.kind in "iu" else [logits, labels])
 
     def infer_shape(self, node, input_shapes):
         logits, labels = input_shapes
@@ -204,14 +214,17 @@ def _at_labels(node, values, labels):
 class SoftmaxCrossEntropyGrad(CrossEntropyOp):
     """``(softmax(z) sum_c y_c - y) g[..., None]``: the gradient of the softmax cross-entropy w.r.t. the
     logits ``z`` as one op (for index labels: softmax minus one at the label), with the softmax computed as
-    ``exp(log_softmax(z))``. Its own gradient, for second derivatives: w.r.t. ``z`` the softmax VJP of
-    ``G s g``; w.r.t. float ``y``: ``g (<G, p> - G)``; w.r.t. ``g``: ``sum_c G_c (p_c s - y_c)``.
+    ``exp(log_softmax(z))`` — one exponential more than ``exp(z) / sum``, so that a loss and its gradient
+    can share their ``log_softmax`` with the same bits (chapter 05). Its own gradient, for second
+    derivatives: w.r.t. ``z`` the softmax VJP of ``G s g``; w.r.t. float ``y``: ``g (<G, p> - G)``; w.r.t.
+    ``g``: ``sum_c G_c (p_c s - y_c)``.
 
     ``from_log_softmax=True`` (set by a graph pass, chapter 05): the first input is ``L = log_softmax(z)``,
     and ``p = exp(L)`` — the same bits. Its gradient w.r.t. ``L`` is then ``G p s g``.
     """
 
     name = "softmax_cross_entropy_grad"
+
     def compute(self, node, input_values):
         logits, labels, grad = input_values
         check_labels(node, logits, labels)
@@ -227,7 +240,7 @@ class SoftmaxCrossEntropyGrad(CrossEntropyOp):
 
     def infer_dtype(self, node, input_dtypes):
         logits, labels, grad = input_dtypes
-        return np.result_type(logits, grad) if labels.kind in "iu" else np.result_type(logits, labels, grad)
+        return float_dtype([logits, grad] if labels.kind in "iu" else [logits, labels, grad])
 
     def infer_shape(self, node, input_shapes):
         return input_shapes[0]
@@ -275,5 +288,6 @@ def softmax_cross_entropy(logits, labels, name=None):
 
 
 def softmax_cross_entropy_grad(logits, labels, grad, name=None, from_log_softmax=False):
-    """``(softmax(logits) - onehot(labels)) * grad[..., None]`` as one op (see SoftmaxCrossEntropyGrad)."""
+    """``(softmax(logits) - onehot(labels)) * grad[..., None]`` as one op (see SoftmaxCrossEntropyGrad);
+    ``from_log_softmax=True`` when ``logits`` is ``log_softmax`` of the logits already."""
     return SoftmaxCrossEntropyGrad(from_log_softmax)(logits, labels, grad, name=name)

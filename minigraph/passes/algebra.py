@@ -132,7 +132,7 @@ def cross_entropy_from_log_softmax(node):
     if node.op.from_log_softmax:
         return None
     logits, *others = node.inputs
-    return type(node.op)(from_log_softmax=True)(log_softmax(logits), *others)
+    return type(node.op)(from_log_softmax=True)(log_softmax(logits), *others, name=node.name)
 
 
 RULES = {
