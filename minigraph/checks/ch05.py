@@ -803,8 +803,9 @@ def _not_fusable(node):
 
 def _member_problem(node, group, consumers, fetched):
     """Why ``node`` (not the root) cannot be computed inside ``group``'s kernel, or None."""
-    if _not_fusable(node):
-        return _not_fusable(node)
+    problem = _not_fusable(node)
+    if problem:
+        return problem
     if node in fetched:
         return f"{node.name!r} is fetched: its value must be returned, so it can only be the root of a group"
     readers = consumers[node]
@@ -852,6 +853,11 @@ def _expect_groups(find_fusable_groups, fetches, given):
     return groups
 
 
+def _kernels(fetches):
+    """The fused nodes of the graph of ``fetches``."""
+    return [node for node in topological_sort(fetches) if isinstance(node.op, passes.FusedElementwise)]
+
+
 def _expect_your_kernels(find_fusable_groups, optimized, kernels, given):
     """The pipeline's kernels are those that the learner's groups make — whatever finder it handed
     ``fuse_elementwise``, under whatever name. Each kernel unfused again (its ops rebuilt on its inputs) gives
@@ -862,15 +868,15 @@ def _expect_your_kernels(find_fusable_groups, optimized, kernels, given):
         fused_again = passes.fuse_elementwise(unfused, find_groups=find_fusable_groups)
     except ValueError as refused:  # fuse_elementwise names what is wrong with a group
         raise CheckFailure(str(refused), input=given) from None
-    yours = sorted(node.op.name for node in topological_sort(fused_again)
-                   if isinstance(node.op, passes.FusedElementwise))
-    if sorted(node.op.name for node in kernels) != yours:
+    from_finder = sorted(node.op.name for node in _kernels(fused_again))
+    from_pipeline = sorted(node.op.name for node in kernels)
+    if from_pipeline != from_finder:
         raise CheckFailure("your pipeline's fused kernels are not those that your find_fusable_groups makes on the "
                            "graph it fused: did it call fuse_elementwise without find_groups= (minigraph's own "
                            "finder then chooses, and it also takes matrix products and assigns) or hand it another "
                            "finder? End your pipeline with "
                            "mg.passes.fuse_elementwise(fetches, find_groups=find_fusable_groups)", input=given,
-                           expected=yours, got=sorted(node.op.name for node in kernels))
+                           expected=from_finder, got=from_pipeline)
 
 
 MNIST_EPOCHS, MNIST_BATCH = 3, 128
@@ -938,7 +944,7 @@ def _(find_fusable_groups, my_pipeline):
     x, y, loss, accuracy, step = _adam_mlp()
     given = Text("my_pipeline([loss, train_step]), the chapter's Adam step of a 784-128-10 MLP")
     optimized = _apply(my_pipeline, [loss, step], given)
-    kernels = [node for node in topological_sort(optimized) if isinstance(node.op, passes.FusedElementwise)]
+    kernels = _kernels(optimized)
     if not kernels:
         raise CheckFailure("your pipeline fused nothing: end it with "
                            "mg.passes.fuse_elementwise(fetches, find_groups=find_fusable_groups)", input=given)
