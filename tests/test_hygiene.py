@@ -40,11 +40,6 @@ def notebooks_in(folder):
 EXECUTED = notebooks_in("notebooks") + notebooks_in("solutions")
 EXERCISES = notebooks_in("exercises")
 CHAPTERS = notebooks_in("notebooks")
-# The chapters reviewed for nbval tags, one chunk per stream and shown code that fits (issue 8); the others
-# join this list once they follow the same rules.
-REVIEWED_CHAPTERS = {0, 1, 2, 3, 4, 5, 6, 7, 8}
-REVIEWED = [chapter for chapter in CHAPTERS
-            if chapter.values[0] and int(chapter.values[0].name[:2]) in REVIEWED_CHAPTERS]
 
 
 def read(path):
@@ -125,7 +120,7 @@ def test_no_memory_addresses_in_outputs(path):
                 assert not re.search(r"\bat 0x[0-9a-fA-F]+", text), f"{path.name}, cell {index}: {text[:120]!r}"
 
 
-@pytest.mark.parametrize("path", REVIEWED + notebooks_in("solutions") + EXERCISES)
+@pytest.mark.parametrize("path", CHAPTERS + notebooks_in("solutions") + EXERCISES)
 def test_nbval_markers_are_cell_tags_not_comments(path):
     """nbval honours the cell tag "nbval-ignore-output"; a `# NBVAL_IGNORE_OUTPUT` comment is noise in the
     code a learner reads."""
@@ -133,7 +128,7 @@ def test_nbval_markers_are_cell_tags_not_comments(path):
         assert "# NBVAL_" not in cell.source, f"{path.name}, code cell {index}: use the nbval-ignore-output tag"
 
 
-@pytest.mark.parametrize("path", REVIEWED)
+@pytest.mark.parametrize("path", CHAPTERS)
 def test_printed_output_is_saved_in_one_chunk_per_stream(path):
     """Where the kernel happened to split printed text depends on timing; tools/execute.py joins the
     chunks, so that re-executing an unchanged notebook changes only outputs that truly vary."""
@@ -146,7 +141,7 @@ def test_printed_output_is_saved_in_one_chunk_per_stream(path):
 SHOWN_SOURCE_WIDTH = 100  # characters of code that fit JupyterLab's output area at 1280 px, file browser open
 
 
-@pytest.mark.parametrize("path", REVIEWED)
+@pytest.mark.parametrize("path", CHAPTERS)
 def test_shown_source_fits_the_output_area(path):
     """JupyterLab wraps output lines anywhere, even inside a word: code shown with show_source must fit."""
     for index, cell in enumerate(code_cells(read(path))):
