@@ -29,7 +29,7 @@ from collections import defaultdict
 import numpy as np
 
 from .. import autodiff, memory, ops, optim
-from ..graph import Constant, Node, Placeholder, Variable, constant, placeholder, topological_sort
+from ..graph import Node, Placeholder, Variable, constant, format_shape, placeholder, topological_sort
 from ..ops.shape import broadcast_keeps_shape
 from ..session import Executor, Session
 from .framework import CheckFailure, Passed, Text, exercise, expect_equal
@@ -39,14 +39,9 @@ from .training import history_by_epoch
 
 
 def _kind(node):
-    """What a node is, for messages: 'placeholder', 'Variable', 'constant' or its op's name."""
-    if isinstance(node, Placeholder):
-        return "placeholder"
-    if isinstance(node, Variable):
-        return "Variable"
-    if isinstance(node, Constant):
-        return "constant"
-    return node.op.name
+    """What a node is, for messages: 'placeholder', 'Variable', 'constant' or its op's name (a source's op is
+    named after its kind)."""
+    return "Variable" if isinstance(node, Variable) else node.op.name
 
 
 def _a(value):
@@ -65,7 +60,7 @@ def _listing(order, fetches=(), steps=None):
     fetched = set(fetches)
     lines = []
     for step, node in enumerate(order):
-        shape = "?" if node.shape is None else str(node.shape)
+        shape = format_shape(node.shape)
         if node.inputs:
             line = f"{step:>3}  {node.name} = {node.op.name}({', '.join(x.name for x in node.inputs)})  {shape}"
         else:
@@ -79,7 +74,9 @@ def _listing(order, fetches=(), steps=None):
                 if step - 1 not in keep and step > 0:
                     shown.append("  ...")
                 shown.append(line)
-        lines = shown + ["  ..."] * (len(lines) - 1 not in keep)
+        if len(lines) - 1 not in keep:
+            shown.append("  ...")
+        lines = shown
     return Text("\n".join(lines))
 
 
