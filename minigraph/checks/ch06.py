@@ -151,23 +151,26 @@ def _expected_bases(order):
 def _expected_lifetimes(order, fetches):
     """``{value: ((born, dies), why dies)}``, worked out here for the values the planner owns."""
     base = {node: entry[0] for node, entry in _expected_bases(order).items()}
-    step = {node: index for index, node in enumerate(order)}
+    last_read = {}  # value -> (step, reader, the input read: the value or a view of it), the last read wins
+    for index, node in enumerate(order):
+        for x in node.inputs:
+            if base[x] is not None:
+                last_read[base[x]] = index, node, x
     expected = {}
-    for value in order:
+    for step, value in enumerate(order):
         if base[value] is not value:
             continue
-        reads = [(index, node, x) for index, node in enumerate(order) for x in node.inputs if base[x] is value]
         through = [f for f in fetches if base.get(f) is value]
         if through:
             view = "" if through[0] is value else f" through the view {_named(through[0])}"
-            expected[value] = (step[value], len(order)), (f"it is fetched{view}, so it lives to the end of the run: "
-                                                          f"len(order) = {len(order)}")
-        elif reads:
-            index, reader, x = reads[-1]
+            expected[value] = (step, len(order)), (f"it is fetched{view}, so it lives to the end of the run: "
+                                                   f"len(order) = {len(order)}")
+        elif value in last_read:
+            index, reader, x = last_read[value]
             view = "" if x is value else f" through the view {_named(x)}"
-            expected[value] = (step[value], index), f"its last reader is {_named(reader)}, at step {index}{view}"
+            expected[value] = (step, index), f"its last reader is {_named(reader)}, at step {index}{view}"
         else:
-            expected[value] = (step[value], step[value]), "nothing reads it: it dies at its own step"
+            expected[value] = (step, step), "nothing reads it: it dies at its own step"
     return expected
 
 
