@@ -378,7 +378,8 @@ def _expect_valid_buffers(got, graph, lifetime, in_place):
     if not isinstance(got, dict):
         raise CheckFailure(f"assign_buffers should return a dict {{value: buffer number}}, not a {type(got).__name__}",
                            input=graph.at(), got=got)
-    for value in sorted(lifetime, key=graph.step.get):
+    values = sorted(lifetime, key=graph.step.get)  # in the order they are computed
+    for value in values:
         if value not in got:
             raise CheckFailure(f"the assignment has no buffer for {_named(value)} (step {graph.step[value]}): every "
                                "value in lifetime gets one", input=graph.at(graph.step[value]))
@@ -389,7 +390,7 @@ def _expect_valid_buffers(got, graph, lifetime, in_place):
         if key not in lifetime:
             raise CheckFailure(f"the assignment gives a buffer to {_named(key)}, which has no lifetime (it is not a "
                                "value the planner owns): leave it out", input=graph.at())
-    for value in sorted(lifetime, key=graph.step.get):
+    for value in values:
         step = graph.step[value]
         offered = in_place(value, step) if in_place else None
         if offered is not None and int(got[value]) != int(got[offered]):
@@ -398,16 +399,15 @@ def _expect_valid_buffers(got, graph, lifetime, in_place):
                                f"{_named(offered)}: take the input's buffer when in_place offers it",
                                input=graph.at(step))
     occupants = _occupants(got, graph, lifetime)
-    for number, values in occupants.items():
-        for index in range(1, len(values)):
-            _expect_turn(values[:index + 1], number, graph, lifetime, in_place)
+    for number, held in occupants.items():
+        for before, old, new in zip([None] + held, held, held[1:]):
+            _expect_turn(before, old, new, number, graph, lifetime, in_place)
     return len(occupants)
 
 
-def _expect_turn(values, number, graph, lifetime, in_place):
-    """The last of ``values`` (the occupants of buffer ``number`` so far) takes the buffer after the one before it:
-    allowed in place, or over a dead value of its shape and dtype."""
-    *earlier, old, new = values
+def _expect_turn(before, old, new, number, graph, lifetime, in_place):
+    """``new`` takes buffer ``number`` after ``old`` (which took it after ``before``, or None when ``old`` was its
+    first value): allowed in place, or over a dead value of its shape and dtype."""
     born, dies = graph.step[new], lifetime[old][1]
     where = graph.at(graph.step[old], born)
     if born <= dies:
@@ -421,9 +421,9 @@ def _expect_turn(values, number, graph, lifetime, in_place):
             note += " (this time the check called your function with in_place=None)" if not in_place else ""
         else:
             note = ": a buffer is free only after the step at which its value dies"
-            if earlier and lifetime[earlier[-1]][1] == graph.step[old] and earlier[-1] in old.inputs:
-                note += (f". {_named(old)} took buffer {number} over {_named(earlier[-1])} in place at step "
-                         f"{graph.step[old]}: when {_named(earlier[-1])} died there, its buffer did not become free")
+            if before is not None and lifetime[before][1] == graph.step[old] and before in old.inputs:
+                note += (f". {_named(old)} took buffer {number} over {_named(before)} in place at step "
+                         f"{graph.step[old]}: when {_named(before)} died there, its buffer did not become free")
         raise CheckFailure(f"{_named(new)} (step {born}) is put in buffer {number} while {_named(old)} lives there "
                            f"until step {dies}{note}", input=where)
     if not new.op.writes_into:
@@ -506,8 +506,8 @@ def _(assign_buffers):
                 shown = "the rule of exercise 6.3, given by the check" if offering else "None"
                 graph = _Graph(description, order, plan_fetches, in_place=Text(shown))
                 got = assign_buffers(list(order), dict(lifetime), in_place)
-                buffers, needed = _expect_valid_buffers(got, graph, lifetime, in_place), _greedy_count(order, lifetime,
-                                                                                                      in_place)
+                buffers = _expect_valid_buffers(got, graph, lifetime, in_place)
+                needed = _greedy_count(order, lifetime, in_place)
                 if buffers > needed:
                     why, steps = _first_missed_reuse(got, graph, lifetime)
                     raise CheckFailure(f"your assignment uses {buffers} buffers where the greedy rule needs {needed}"
