@@ -759,12 +759,18 @@ def _(sqrt_checkpoints):
 # ---------------------------------------------------------------------------------------------- 6.5
 
 
+def _segment(checkpoint, top):
+    """The ops that ``top`` needs above ``checkpoint``, ``top`` included, in topological order: what recomputing
+    from the checkpoint up to ``top`` computes again."""
+    return [node for node in topological_sort([top]) if node.inputs and checkpoint in topological_sort([node])
+            and node is not checkpoint]
+
+
 def _segment_cases():
     """``(description, segment, trigger, fetches, feed)``: the ops between two checkpoints of MLPs."""
     x, labels, hidden, logits, loss, feed = _mlp([6] * 9 + [3], batch=5)
     checkpoint, top = hidden[1], hidden[5]
-    segment = [node for node in topological_sort([top]) if node.inputs and checkpoint in topological_sort([node])
-               and node is not checkpoint]
+    segment = _segment(checkpoint, top)
     trigger = autodiff.gradients(loss, top)
     yield ("a tanh MLP: layers h3 to h6 above the checkpoint h2; trigger: the adjoint of h6", segment, trigger,
            [loss], feed)
@@ -775,8 +781,7 @@ def _segment_cases():
     for index in range(1, 4):
         h = ops.add(_layer(h, 6, f"f{index}", rng), h, name=f"h{index}")
     loss = ops.reduce_sum(ops.mul(h, h, name="squares"), name="loss")
-    segment = [node for node in topological_sort([h]) if node.inputs and h0 in topological_sort([node])
-               and node is not h0]
+    segment = _segment(h0, h)
     trigger = autodiff.gradients(loss, h)
     yield ("a residual MLP, h(k) = f(k)(h(k-1)) + h(k-1): three blocks above the checkpoint h0 (which two ops of "
            "the segment read)", segment, trigger, [loss], {x: rng.standard_normal((5, 6)).astype(np.float32)})
