@@ -109,8 +109,7 @@ def liveness_at_the_first_reader(order, fetches):
 
 
 def liveness_with_views_as_values(order, fetches):
-    base = {node: None if not node.inputs or node.dtype is None else node for node in order}
-    return lifetimes(order, fetches, base)
+    return lifetimes(order, fetches, bases_where_a_view_is_its_own(order))
 
 
 def liveness_of_every_node(order, fetches):
@@ -196,13 +195,13 @@ def assign_releasing_a_buffer_taken_over_in_place(order, lifetime, in_place=None
 # ---------------------------------------------------------------------------------------------- 6.3
 
 
-def rule(node, x, step, lifetime, base, *, in_place=True, later=True, dtype=True, shape="broadcast"):
+def rule(node, x, step, lifetime, base, *, in_place=True, later=True, dtype=True, shape="broadcast", views=True):
     """The in-place rule, with the conditions a learner forgets switched off."""
     fits = {"broadcast": lambda: broadcast_keeps_shape(x, node), "static": lambda: x.shape == node.shape}[shape]
     return bool((not in_place or node.op.in_place) and base[x] is x
                 and (lifetime[x][1] == step if later else lifetime[x][1] >= step)
                 and (not dtype or x.dtype == node.dtype) and x.shape is not None and len(x.shape) > 0 and fits()
-                and all(other is x or base[other] is not x for other in node.inputs))
+                and (not views or all(other is x or base[other] is not x for other in node.inputs)))
 
 
 def rule_without_the_dtype(node, x, step, lifetime, base):
@@ -222,8 +221,7 @@ def rule_for_every_op(node, x, step, lifetime, base):
 
 
 def rule_without_views_read_by_the_op(node, x, step, lifetime, base):
-    return bool(node.op.in_place and base[x] is x and lifetime[x][1] == step and x.dtype == node.dtype
-                and x.shape is not None and len(x.shape) > 0 and broadcast_keeps_shape(x, node))
+    return rule(node, x, step, lifetime, base, views=False)
 
 
 def rule_that_says_none_for_no(node, x, step, lifetime, base):
@@ -349,7 +347,8 @@ def recompute_nothing(segment, trigger):
 
 
 def plan_keeping_everything(order, fetches):
-    lifetime = {node: (step, len(order)) for step, node in enumerate(order) if bases(order)[node] is node}
+    base = bases(order)
+    lifetime = {node: (step, len(order)) for step, node in enumerate(order) if base[node] is node}
     return mg.memory.MemoryPlan(order, fetches, lifetime, {value: n for n, value in enumerate(lifetime)})
 
 
@@ -359,7 +358,8 @@ def plan_without_in_place(order, fetches):
 
 
 def plan_with_a_careless_rule(order, fetches):
-    lifetime, base = lifetimes(order, fetches, bases(order)), bases(order)
+    base = bases(order)
+    lifetime = lifetimes(order, fetches, base)
 
     def in_place(node, step):
         return next((x for x in node.inputs if rule_without_the_dtype(node, x, step, lifetime, base)), None)
