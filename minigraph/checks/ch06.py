@@ -217,21 +217,20 @@ def _expect_lifetimes(got, graph):
                            f"its own — reading it reads its base {_named(base)}, whose lifetime it extends",
                            input=where)
     for value, ((born, dies), why) in expected.items():
-        where = graph.at(born, dies)
         if value not in got:
             raise CheckFailure(f"the lifetimes miss {_named(value)} ({value.op.name}, computed at step {born}): every "
-                               "node that is its own base has a lifetime", input=where)
+                               "node that is its own base has a lifetime", input=graph.at(born, dies))
         pair = got[value]
         if not (isinstance(pair, (tuple, list)) and len(pair) == 2
                 and all(isinstance(s, numbers.Integral) and not isinstance(s, bool) for s in pair)):
             raise CheckFailure(f"the lifetime of {_named(value)} should be a pair (born, dies) of steps (ints)",
-                               input=where, expected=(born, dies), got=pair)
+                               input=graph.at(born, dies), expected=(born, dies), got=pair)
         if int(pair[0]) != born:
             raise CheckFailure(f"{_named(value)} is born at step {born}, its position in the order you are given",
-                               input=where, expected=(born, dies), got=tuple(pair))
+                               input=graph.at(born, dies), expected=(born, dies), got=tuple(pair))
         if int(pair[1]) != dies:
-            raise CheckFailure(f"the lifetime of {_named(value)} should end at {dies}: {why}", input=where,
-                               expected=(born, dies), got=tuple(pair))
+            raise CheckFailure(f"the lifetime of {_named(value)} should end at {dies}: {why}",
+                               input=graph.at(born, dies), expected=(born, dies), got=tuple(pair))
 
 
 def _liveness_graphs():
@@ -409,7 +408,7 @@ def _expect_turn(before, old, new, number, graph, lifetime, in_place):
     """``new`` takes buffer ``number`` after ``old`` (which took it after ``before``, or None when ``old`` was its
     first value): allowed in place, or over a dead value of its shape and dtype."""
     born, dies = graph.step[new], lifetime[old][1]
-    where = graph.at(graph.step[old], born)
+    shown = graph.step[old], born  # the steps a report shows
     if born <= dies:
         if born == dies and old in new.inputs and in_place and in_place(new, born) is old:
             return
@@ -425,18 +424,18 @@ def _expect_turn(before, old, new, number, graph, lifetime, in_place):
                 note += (f". {_named(old)} took buffer {number} over {_named(before)} in place at step "
                          f"{graph.step[old]}: when {_named(before)} died there, its buffer did not become free")
         raise CheckFailure(f"{_named(new)} (step {born}) is put in buffer {number} while {_named(old)} lives there "
-                           f"until step {dies}{note}", input=where)
+                           f"until step {dies}{note}", input=graph.at(*shown))
     if not new.op.writes_into:
         raise CheckFailure(f"{_named(new)} ({new.op.name}, step {born}) takes buffer {number} of the dead value "
                            f"{_named(old)}, but its op cannot write into a given array (op.writes_into is False): it "
-                           "needs a new buffer", input=where)
+                           "needs a new buffer", input=graph.at(*shown))
     if not memory.has_fixed_shape(new):
         raise CheckFailure(f"{_named(new)} (step {born}) takes buffer {number} of the dead value {_named(old)}, but "
                            f"its shape {new.shape} is not fixed (an unknown dimension, or a scalar): only values for "
-                           "which has_fixed_shape is true reuse a dead buffer", input=where)
+                           "which has_fixed_shape is true reuse a dead buffer", input=graph.at(*shown))
     if (old.shape, old.dtype) != (new.shape, new.dtype):
         raise CheckFailure(f"buffer {number} holds {_described(old)}, then {_described(new)}: a dead buffer can be "
-                           "reused only by a value of the same shape and dtype", input=where)
+                           "reused only by a value of the same shape and dtype", input=graph.at(*shown))
 
 
 def _first_missed_reuse(got, graph, lifetime):
@@ -577,20 +576,19 @@ def _in_place_cases():
 def _expect_rule(can_overwrite, node, x, graph, lifetime, base):
     """Ask the learner's rule about ``(node, x)``; fail unless it answers as the reasons worked out here do."""
     step = graph.step[node]
-    where = graph.at(step)
     got = can_overwrite(node, x, step, dict(lifetime), dict(base))
     if not isinstance(got, (bool, np.bool_)):
         what = "None" if got is None else f"a {type(got).__name__}"
-        raise CheckFailure(f"can_overwrite should return True or False, not {what}", input=where, got=got)
+        raise CheckFailure(f"can_overwrite should return True or False, not {what}", input=graph.at(step), got=got)
     refusal = _in_place_refusal(node, x, step, graph.order, lifetime, base)
     if got and refusal:
-        raise CheckFailure(f"can_overwrite({node.name}, {x.name}, {step}, ...) said yes, but {refusal}", input=where,
-                           expected=False, got=True)
+        raise CheckFailure(f"can_overwrite({node.name}, {x.name}, {step}, ...) said yes, but {refusal}",
+                           input=graph.at(step), expected=False, got=True)
     if not got and not refusal:
         raise CheckFailure(f"can_overwrite({node.name}, {x.name}, {step}, ...) said no, but {_named(node)} may "
                            f"overwrite {_named(x)}: {_named(node)}'s op computes in place, {_named(x)} is the "
                            "planner's own array, dies at this step, no view of it is read with it, and the result "
-                           "has its dtype and, provably, its shape", input=where, expected=True, got=False)
+                           "has its dtype and, provably, its shape", input=graph.at(step), expected=True, got=False)
 
 
 @exercise(
