@@ -127,14 +127,21 @@ def _values(fetches, feed, memory_choice):
 # ---------------------------------------------------------------------------------------------- 6.1
 
 
+def _owner(source):
+    """Whose array the value of a node without inputs is."""
+    if isinstance(source, Placeholder):
+        return "the caller's (fed)"
+    if isinstance(source, Variable):
+        return "the Session's"
+    return "the graph's"
+
+
 def _expected_bases(order):
     """``{node: (base, why)}``, worked out here: the reason each node's base is what it is."""
     expected = {}
     for node in order:
         if not node.inputs:
-            owner = "the caller's (fed)" if isinstance(node, Placeholder) else "the Session's" if isinstance(
-                node, Variable) else "the graph's"
-            expected[node] = None, f"{_named(node)} is a {_kind(node)}: its array is {owner}, not the planner's"
+            expected[node] = None, f"{_named(node)} is a {_kind(node)}: its array is {_owner(node)}, not the planner's"
         elif node.dtype is None:
             expected[node] = None, f"{_named(node)} ({node.op.name}) has no value at all (its dtype is None)"
         elif node.op.returns_view:
