@@ -206,16 +206,16 @@ def _expect_bases(got, graph):
 
 
 def _expect_lifetimes(got, graph):
-    expected, bases = _expected_lifetimes(graph.order, graph.fetches), _expected_bases(graph.order)
+    expected = _expected_lifetimes(graph.order, graph.fetches)
     if not isinstance(got, dict):
         raise CheckFailure(f"liveness should return a dict {{value: (born, dies)}}, not a {type(got).__name__}",
                            input=graph.at(), got=got)
     for key in got:
         if key in expected:
             continue
-        if key not in bases:
+        if key not in graph.step:
             raise CheckFailure(f"the lifetimes list {_named(key)}, which is not in the order", input=graph.at())
-        base, why = bases[key]
+        base, why = _expected_bases(graph.order)[key]
         where = graph.at(graph.step[key])
         if base is None:
             raise CheckFailure(f"the lifetimes list {_named(key)}, which is not a value the planner owns: {why}",
@@ -623,7 +623,9 @@ def _(can_overwrite):
         order = Executor(fetches).order
         lifetime, base = memory.liveness(order, fetches), memory.bases(order)
         for node in order:
-            for x in dict.fromkeys(node.inputs) if node in lifetime else ():
+            if node not in lifetime:
+                continue  # no value of its own (a source, a view, a group): nothing to write
+            for x in dict.fromkeys(node.inputs):  # each input once
                 _expect_rule(can_overwrite, node, x, _Graph(description, order, fetches, node=node.name, x=x.name),
                              lifetime, base)
                 pairs += 1
