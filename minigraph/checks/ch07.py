@@ -44,7 +44,6 @@ from .. import nn, ops, optim
 from ..autodiff import gradients
 from ..graph import Variable, placeholder
 from ..parallel import allreduce, data_parallel, mpi, scheduler
-from ..parallel.allreduce import Network
 from ..parallel.training import endless_batches, evaluate, mlp
 from ..session import Executor, Session, aliased_variables
 from . import ch07_ranks
@@ -422,11 +421,6 @@ def _(run_tasks):
 # ---------------------------------------------------------------------------------------------- 7.3
 
 
-def _tagged(workers, size):
-    """Worker i holds 2**i everywhere: a sum of distinct workers' data shows who is in it (binary digits)."""
-    return [np.full(size, 2.0**i) for i in range(workers)]
-
-
 def _who(value, workers):
     """What a value of a tagged run holds, in words."""
     total = 2**workers - 1
@@ -435,6 +429,18 @@ def _who(value, workers):
     inside = allreduce.contributors(value)
     missing = [w for w in range(workers) if w not in inside]
     return f"{value:g}: the data of workers {inside}, not of {missing}"
+
+
+def _ring_bytes(workers, size, itemsize):
+    """The bytes each worker sends in the ring, 2(N - 1)/N M, rounded down (exact when N divides the size)."""
+    return 2 * (workers - 1) * size * itemsize // workers
+
+
+def _sent_as_the_ring(sent, workers, size, itemsize):
+    """Whether a worker that sent ``sent`` bytes sent what the ring does: 2(N - 1) chunks, none larger than the
+    largest chunk, and exactly 2(N - 1)/N M bytes when N divides the size."""
+    bound = 2 * (workers - 1) * math.ceil(size / workers) * itemsize
+    return sent <= bound and (size % workers != 0 or sent == _ring_bytes(workers, size, itemsize))
 
 
 def _expect_ring(network, workers, size, given):
@@ -459,13 +465,11 @@ def _expect_ring(network, workers, size, given):
                                f"{_who(value[index], workers)}. Every element must hold {2**workers - 1}, the data "
                                "of all workers", input=given)
     itemsize = network.buffers.itemsize
-    bound = 2 * (workers - 1) * math.ceil(size / workers) * itemsize
-    exact = 2 * (workers - 1) * size * itemsize // workers
     for worker in range(workers):
-        if sent[worker] > bound or (size % workers == 0 and sent[worker] != exact):
-            raise CheckFailure(f"worker {worker} sent {sent[worker]} bytes; the ring sends 2(N - 1)/N M = {exact} "
-                               f"bytes per worker (M = {size * itemsize} bytes): each round a chunk of M/N bytes",
-                               input=given)
+        if not _sent_as_the_ring(sent[worker], workers, size, itemsize):
+            raise CheckFailure(f"worker {worker} sent {sent[worker]} bytes; the ring sends 2(N - 1)/N M = "
+                               f"{_ring_bytes(workers, size, itemsize)} bytes per worker (M = {size * itemsize} "
+                               "bytes): each round a chunk of M/N bytes", input=given)
 
 
 @exercise(
@@ -484,15 +488,13 @@ def _expect_ring(network, workers, size, given):
 def _(ring_allreduce):
     for workers in range(1, 9):
         for size in (24, 13, 3):
-            network = Network(_tagged(workers, size))
+            network = allreduce.tagged(ring_allreduce, workers, size)  # worker i holds 2**i everywhere
             given = {"workers": workers, "elements": size, "worker i holds": Text("2**i everywhere")}
-            ring_allreduce(network)
             _expect_ring(network, workers, size, given)
     rng = np.random.default_rng(0)
     for workers, size, dtype in ((5, 1001, np.float64), (3, 500, np.float32)):
         arrays = [rng.standard_normal(size).astype(dtype) for _ in range(workers)]
-        network = Network(arrays)
-        ring_allreduce(network)
+        network = allreduce.simulate(ring_allreduce, arrays)
         total = np.sum(np.stack(arrays).astype(np.float64), axis=0)
         for worker, value in enumerate(network.results()):
             expect_close(value, total, rtol=1e-5 if dtype == np.float32 else 1e-12, atol=1e-5,
@@ -595,12 +597,10 @@ def _expect_mpi_sums(results, ranks):
                 raise CheckFailure(f"after your all-reduce, element {index:,} of rank {rank}'s buffer is {got:g}; the "
                                    f"sum of the ranks' buffers there is {want:g}", input=given)
             itemsize = np.dtype(dtype).itemsize
-            exact = 2 * (ranks - 1) * size * itemsize // ranks
-            bound = 2 * (ranks - 1) * math.ceil(size / ranks) * itemsize
-            if case["bytes"] > bound or (size % ranks == 0 and case["bytes"] != exact):
+            if not _sent_as_the_ring(case["bytes"], ranks, size, itemsize):
                 raise CheckFailure(f"rank {rank} sent {case['bytes']:,} bytes; the ring sends 2(N - 1)/N M = "
-                                   f"{exact:,} per rank (M = {size * itemsize:,} bytes): a chunk of M/N bytes in each "
-                                   "of its 2(N - 1) steps", input=given)
+                                   f"{_ring_bytes(ranks, size, itemsize):,} per rank (M = {size * itemsize:,} "
+                                   "bytes): a chunk of M/N bytes in each of its 2(N - 1) steps", input=given)
 
 
 @exercise(
