@@ -44,6 +44,7 @@ from .. import nn, ops, optim
 from ..autodiff import gradients
 from ..graph import Variable, placeholder
 from ..parallel import allreduce, data_parallel, mpi, scheduler
+from ..parallel.allreduce import chunk_bounds
 from ..parallel.training import endless_batches, evaluate, mlp
 from ..session import Executor, Session, aliased_variables
 from . import ch07_ranks
@@ -713,17 +714,15 @@ def _expect_shards(split_feed, batch, parts):
     if not isinstance(shards, list) or len(shards) != parts:
         raise CheckFailure(f"split_feed should return a list of {parts} feed dicts, one per shard", input=given,
                            got=shards)
-    small, larger = divmod(batch, parts)
-    expected = [small + 1] * larger + [small] * (parts - larger)
-    start = 0
-    for index, (shard, size) in enumerate(zip(shards, expected)):
+    bounds = [chunk_bounds(batch, parts, index) for index in range(parts)]
+    expected = [stop - start for start, stop in bounds]
+    for index, (shard, (start, stop)) in enumerate(zip(shards, bounds)):
         if not isinstance(shard, dict) or set(shard) != set(feed):
             raise CheckFailure(f"shard {index} should be a feed dict with the keys of feed_dict", input=given,
                                got=shard)
         for key, value in feed.items():
-            expect_equal(shard[key], value[start:start + size], input=given,
+            expect_equal(shard[key], value[start:stop], input=given,
                          what=f"shard {index}'s {key!r} (shards of {expected} examples, the larger first)")
-        start += size
 
 
 @exercise(
