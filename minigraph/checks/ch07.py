@@ -634,6 +634,9 @@ def _(ring_allreduce_mpi):
 
 # ---------------------------------------------------------------------------------------------- 7.5 and 7.6
 
+SHARDING = [data_parallel.split_batch, data_parallel.GradientStep.gradient, data_parallel.DataParallel.gradients]
+"""minigraph's own sharding and sharded gradients, which 7.5 and 7.6 ask the learner to write."""
+
 
 class _Gradient:
     """The ``gradient(feed_dict)`` the learner's code calls: the gradients (float64) of the mean loss of a small
@@ -735,7 +738,7 @@ def _expect_shards(split_feed, batch, parts):
     "B // N + (1 if k < B % N else 0) examples (the larger shards first). Feed gradient a dict with every value cut "
     "to that slice; it returns one array per variable. Start the total from zeros or from the first shard's "
     "weighted gradient, add each shard's gradients times n_k / B, and return the list.",
-    unavailable=[data_parallel.split_batch, data_parallel.GradientStep.gradient, data_parallel.DataParallel.gradients],
+    unavailable=SHARDING,
 )
 def _(split_feed, sharded_gradient):
     for batch, parts in ((90, 4), (7, 7), (10, 3), (5, 1)):
@@ -768,7 +771,7 @@ def _(split_feed, sharded_gradient):
     "the feed to [start:start + micro_batch_size], get its gradients, and add (n_j / B) * g to the total of each "
     "variable — total = [t + w * g for t, g in zip(total, grads)], starting from the first micro-batch's weighted "
     "gradients. Do not collect the micro-batches' gradients in a list: holding one running total is the point.",
-    unavailable=[data_parallel.split_batch, data_parallel.GradientStep.gradient, data_parallel.DataParallel.gradients],
+    unavailable=SHARDING,
 )
 def _(accumulated_gradient):
     for batch, size in ((90, 32), (64, 16), (5, 5), (10, 3)):
