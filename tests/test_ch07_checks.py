@@ -578,9 +578,7 @@ def test_the_checkers_waits_give_the_packages_order_on_the_training_step():
     state_dependencies orders the nodes."""
     accesses, names = ch07._training_accesses()
     rule = ch07._rule_waits(accesses)
-    ours = [[] for _ in accesses]
-    for earlier, later in rule:
-        ours[later].append(earlier)
+    ours = ch07._wait_lists(rule, len(accesses))
     x, labels, loss = ch07._dropout_mlp(seed=3, hidden=8, inputs=6)
     full = mg.Executor([loss, mg.optim.Adam(1e-3).minimize(loss)]).order
     order = [node for node in full if node.inputs]

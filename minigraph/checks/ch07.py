@@ -87,6 +87,14 @@ def _rule_waits(accesses):
     return waits
 
 
+def _wait_lists(waits, count):
+    """The pairs ``(earlier, later)`` of ``waits`` as one sorted list per task of the tasks it waits for."""
+    lists = [[] for _ in range(count)]
+    for earlier, later in sorted(waits):
+        lists[later].append(earlier)
+    return lists
+
+
 def _ancestors(count, waits_for):
     """``ancestors[i]``: a bit mask of the tasks task ``i`` waits for, directly or through others."""
     masks = []
@@ -144,14 +152,12 @@ def _expect_same_order(got, accesses, description, labels=None):
 
     waits = _expect_wait_lists(got, count, given())
     rule = _rule_waits(accesses)
-    expected = [[] for _ in range(count)]
-    for earlier, later in rule:
-        expected[later].append(earlier)
+    expected = _wait_lists(rule, count)
     theirs, ours = _ancestors(count, waits), _ancestors(count, expected)
     for (earlier, later), why in sorted(rule.items(), key=lambda item: (item[0][1], item[0][0])):
         if not theirs[later] >> earlier & 1:
             raise CheckFailure(f"task {later} must wait for task {earlier} (directly or through other tasks): {why}",
-                               input=given(earlier, later), expected={later: sorted(expected[later])},
+                               input=given(earlier, later), expected={later: expected[later]},
                                got={later: waits[later]})
     for later in range(count):
         for earlier in waits[later]:
@@ -159,8 +165,8 @@ def _expect_same_order(got, accesses, description, labels=None):
                 raise CheckFailure(f"task {later} waits for task {earlier}, which it need not: "
                                    f"{_why_not(earlier, later, accesses)}. Every needless wait keeps two tasks from "
                                    "running at once", input=given(earlier, later),
-                                   expected={later: sorted(expected[later])}, got={later: waits[later]})
-    return sum(len(w) for w in expected)
+                                   expected={later: expected[later]}, got={later: waits[later]})
+    return len(rule)
 
 
 def _listed(accesses, labels=None, around=()):
