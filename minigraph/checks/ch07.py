@@ -106,14 +106,14 @@ def _ancestors(count, waits_for):
     return masks
 
 
-def _expect_wait_lists(got, count, given, what="read_mutate_waits"):
+def _expect_wait_lists(got, count, given):
     """``got`` as a list of sorted lists of ints, each naming earlier tasks; a report otherwise."""
     if not isinstance(got, (list, tuple)):
-        raise CheckFailure(f"{what} should return a list with one list of task numbers per task, not a "
+        raise CheckFailure(f"read_mutate_waits should return a list with one list of task numbers per task, not a "
                            f"{type(got).__name__}", input=given, got=got)
     if len(got) != count:
-        raise CheckFailure(f"{what} returned {len(got)} lists for {count} tasks: one per task, [] for a task that "
-                           "waits for nothing", input=given, got=got)
+        raise CheckFailure(f"read_mutate_waits returned {len(got)} lists for {count} tasks: one per task, [] for a "
+                           "task that waits for nothing", input=given, got=got)
     waits = []
     for task, entry in enumerate(got):
         if not isinstance(entry, (list, tuple, set, frozenset)):
@@ -261,8 +261,8 @@ class _Log:
             return list(self.events)
 
 
-def _expect_ran(events, waits_for, given, ended=True):
-    """Every task started once, after each task it waits for had ended (and, with ``ended``, ended)."""
+def _expect_ran(events, waits_for, given):
+    """Every task started once, after each task it waits for had ended, and ended."""
     starts = Counter(task for kind, task, _ in events if kind == "start")
     position = {(kind, task): at for at, (kind, task, _) in enumerate(events)}
     for task in range(len(waits_for)):
@@ -270,7 +270,7 @@ def _expect_ran(events, waits_for, given, ended=True):
             raise CheckFailure(f"task {task} never ran: every task runs once", input=given)
         if starts[task] > 1:
             raise CheckFailure(f"task {task} ran {starts[task]} times: every task runs once", input=given)
-        if ended and ("end", task) not in position:
+        if ("end", task) not in position:
             raise CheckFailure(f"your function returned while task {task} was still running: wait until every task "
                                "has finished", input=given)
     for task, before in enumerate(waits_for):
