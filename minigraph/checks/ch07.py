@@ -573,10 +573,10 @@ def _launch(ranks, module, name, folder):
     try:
         mpi.mpirun(ranks, "minigraph.checks.ch07_ranks", module, name, folder, timeout=MPI_TIMEOUT)
     except mpi.MPIError as error:
-        errors = sorted(Path(folder).glob("error*.json"), key=lambda path: int(path.stem[5:]))
-        if errors:
-            rank = int(errors[0].stem[5:])
-            report = json.loads(errors[0].read_text())
+        failed = sorted(int(path.stem.removeprefix("error")) for path in Path(folder).glob("error*.json"))
+        if failed:
+            rank = failed[0]
+            report = json.loads((Path(folder) / f"error{rank}.json").read_text())
             if report["not_implemented"] is not None:  # the stub, or another exercise's
                 raise NotImplementedError(report["not_implemented"]) from None
             where = f" at the line `{report['line'].strip()}`" if report["line"] else ""
