@@ -205,7 +205,7 @@ def _training_accesses():
             continue
         mutates = {v.name for v in aliased[node.inputs[0]]} if node.op.mutates else set()
         if node.op.stateful and not node.op.mutates:
-            mutates.add("random state")
+            mutates.add(scheduler.RANDOM_STATE)
         reads = {v.name for x in node.inputs for v in aliased[x]} - mutates
         accesses.append((reads, mutates))
         names.append(f"{node.name}: {node.op.name}")
