@@ -37,6 +37,7 @@ class RefusedCall(RuntimeError):
 
 UNAVAILABLE = [mpi.ring_allreduce, mpi.library_allreduce, allreduce.ring_allreduce]  # 7.4: on the ranks too
 
+
 def data(case, rank, size, dtype):
     """Rank ``rank``'s buffer in ``case``: whole numbers, so that any order of addition gives the exact sum."""
     return np.random.default_rng(1000 * case + rank).integers(-1000, 1000, size).astype(dtype)
