@@ -87,13 +87,6 @@ def _tape_cases():
            "b is broadcast over the 4 rows, and also read by the last op")
 
 
-def _run_backward(backward, y, grad=None):
-    if grad is None:
-        backward(y)
-    else:
-        backward(y, grad=grad)
-
-
 def _expect_gradients(leaves, expected, given, why):
     for name, tensor in leaves.items():
         grad = tensor.grad
@@ -138,12 +131,12 @@ def _(backward):
         values = {name: np.asarray(value, np.float64) for name, value in values.items()}
         leaves = _leaves(values)
         given = {"y": Text(expression), **values}
-        _run_backward(backward, f(leaves))
+        backward(f(leaves))
         _expect_gradients(leaves, {name: _central_differences(f, values, name) for name in values}, given, why)
     values = {"x": np.array([0.5, -1.0, 2.0]), "w": np.array([1.5, 2.0, -0.5])}
     t = {**_leaves({"x": values["x"]}), **_leaves({"w": values["w"]}, requires_grad=False)}
     a = t["x"] * t["w"]
-    _run_backward(backward, _diamond_above(a))
+    backward(_diamond_above(a))
     given = {"y": Text("a = x * w; y = sum(tanh(a) * a + a), where only x requires a gradient"), **values}
     if t["w"].grad is not None:
         raise CheckFailure("w.grad should stay None: w was made without requires_grad=True, so nobody asked for its "
@@ -154,14 +147,14 @@ def _(backward):
                            "their gradient, as in PyTorch; the adjoints of the others are passed on and dropped",
                            input=given, got=a.grad)
     once = _central_differences(_diamond, values, "x")
-    _run_backward(backward, _diamond(t))
+    backward(_diamond(t))
     expect_close(t["x"].grad, 2 * once, input={**given, "why": Text(
         "backward was called for two computations of y: gradients add up across calls (as in PyTorch, so that "
         "several losses or batches can be accumulated), until the training loop zeroes them — add to .grad "
         "when it is not None, do not replace it")}, rtol=1e-5, atol=1e-7, what="x.grad after two backward calls")
     seed = np.array([1.0, -2.0, 0.5])
     t = _leaves(values)
-    _run_backward(backward, t["x"] * t["w"], grad=seed)
+    backward(t["x"] * t["w"], grad=seed)
     expect_close(t["x"].grad, values["w"] * seed, input={"y": Text("x * w, of shape (3,)"), **values,
                                                          "call": Text("backward(y, grad=[1, -2, 0.5])")},
                  rtol=1e-6, what="x.grad: d(sum(y * grad))/dx = w * grad (start from grad, not from ones)")
