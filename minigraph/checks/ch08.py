@@ -71,7 +71,7 @@ def _diamond(t):
 
 
 def _tape_cases():
-    """``(expression, leaves, f, why)``: ``f(tensors) -> y`` and what the case is about."""
+    """``(expression, leaves, f, why)``: ``f(tensors) -> y`` and what the case is about; the leaves are float64."""
     rng = np.random.default_rng(8)
     yield ("y = sum(tanh(x * w))", {"x": rng.normal(size=3), "w": rng.normal(size=3)},
            lambda t: reduce_sum(tanh(t["x"] * t["w"])), "a chain of three ops")
@@ -128,7 +128,6 @@ def _expect_refused_non_scalar(backward):
 )
 def _(backward):
     for expression, values, f, why in _tape_cases():
-        values = {name: np.asarray(value, np.float64) for name, value in values.items()}
         leaves = _leaves(values)
         given = {"y": Text(expression), **values}
         backward(f(leaves))
