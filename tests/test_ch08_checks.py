@@ -78,7 +78,7 @@ def unfinished_class(base, exercise):
 @pytest.mark.parametrize("exercise", sorted(REFERENCES))
 def test_a_stub_is_not_implemented_yet(run_check, no_mnist_training, exercise):
     answers = [SOLVED[name] for name in REFERENCES[exercise]]
-    if exercise in ("8.2", "8.5"):
+    if isinstance(answers[0], type):  # an op to write (8.2, 8.5): its methods are the stubs
         answers[0] = unfinished_class(answers[0], exercise)
     else:
         answers[0] = unfinished_function(exercise)
