@@ -252,9 +252,10 @@ def _(Softplus):
     if not np.all(np.isfinite(grads[0])):
         raise CheckFailure("the gradient is not finite far in the tails: exp(1000) / (1 + exp(1000)) is inf / inf = "
                            "NaN. mg.sigmoid(x) computes the same ratio stably", input=given, got=grads[0])
-    expect_close(grads[0], _sigmoid(x) * seed, input=given, rtol=1e-6, atol=1e-12,
+    sigmoid = _sigmoid(x)
+    expect_close(grads[0], sigmoid * seed, input=given, rtol=1e-6, atol=1e-12,
                  what="dL/dx in a graph (mg.gradients), which is v * sigmoid(x)")
-    expect_close(grads[1], seed * _sigmoid(x) * (1 - _sigmoid(x)), input={**given, "then": Text(
+    expect_close(grads[1], seed * sigmoid * (1 - sigmoid), input={**given, "then": Text(
         "g = dL/dx, and the gradient of sum(g)")}, rtol=1e-6, atol=1e-12,
         what="the second derivative, v * sigmoid(x) * (1 - sigmoid(x)), through the ops of your gradient")
     values = np.array([[-2.0, 0.3, 1.5], [0.5, -0.7, 2.5]])
