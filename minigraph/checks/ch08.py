@@ -429,13 +429,14 @@ def _clip(g):
 
 
 def _expect_value_reads_refused(trace):
+    x = np.array([3.0, 4.0])
     given = {"fn": Text("def clip(g):\n    norm = sum(g * g) ** 0.5\n    if float(norm) > 1:\n        g = g / norm\n"
-                        "    return g"), "traced with": np.array([3.0, 4.0])}
+                        "    return g"), "traced with": x}
     try:
-        result = trace(_clip, np.array([3.0, 4.0]))
+        result = trace(_clip, x.copy())
     except tracing.TracingError:
         return
-    placeholders, output = _expect_trace(result, [np.array([3.0, 4.0])], given)
+    placeholders, output = _expect_trace(result, [x], given)
     small = np.array([0.3, 0.4])
     frozen = _run(output, {placeholders[0]: small}, given)
     raise CheckFailure("Python read the value of norm (float(norm)) while your tracer watched, and your tracer let "
@@ -643,13 +644,13 @@ def _train_mnist(train_step, backward, params, data):
         for x, y in batches(*data["train"], MNIST_BATCH, np.random.default_rng(epoch)):
             train_step(params, x, y, LEARNING_RATE, backward)
 
-    return history_by_epoch(MNIST_EPOCHS, train_epoch, lambda images, labels: _evaluate(params, (images, labels)),
+    return history_by_epoch(MNIST_EPOCHS, train_epoch, lambda images, labels: _evaluate(params, images, labels),
                             data)
 
 
-def _evaluate(params, data):
+def _evaluate(params, images, labels):
+    """The mean loss and the accuracy of the MLP on the examples, off the tape."""
     with eager.no_grad():
-        images, labels = data
         logits = _logits(params, images)
         loss = reduce_mean(softmax_cross_entropy(logits, labels)).item()
         accuracy = float(np.mean(np.argmax(logits.value(), axis=1) == labels))
