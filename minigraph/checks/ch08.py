@@ -38,6 +38,8 @@ from .report import raised_in_learner_code
 from .training import history_by_epoch
 
 EPS = 1e-6  # central differences, in float64
+# the package's own reverse mode, refused in 8.1 (backward) and 8.6 (the backward train_step is given)
+PACKAGE_GRADIENTS = (eager.backward, Tensor.backward, autodiff.gradients, tf.gradients, memory.checkpointed_gradients)
 
 
 # ---------------------------------------------------------------------------------------------- helpers
@@ -124,7 +126,7 @@ def _expect_refused_non_scalar(backward):
     "adjoint's value to t.grad (or sets it when t.grad is None). Any other tensor applies "
     "mg.gradient_rule(t.op)(t, adjoint), which returns one Tensor (or None) per input in t.inputs; add each to "
     "the adjoint of its input when that input requires_grad.",
-    unavailable=[eager.backward, Tensor.backward, autodiff.gradients, tf.gradients, memory.checkpointed_gradients],
+    unavailable=PACKAGE_GRADIENTS,
 )
 def _(backward):
     for expression, values, f, why in _tape_cases():
@@ -666,7 +668,7 @@ def _evaluate(params, images, labels):
     hint="Get the loss from the notebook's mean_loss, pass it to backward, then inside a no_grad() block subtract "
     "learning_rate times its .grad from each parameter with -= (in place), and set its .grad to None. Return the "
     "loss. The parameters are W1, b1, W2, b2 of a 784-128-10 ReLU MLP, as the notebook's mlp function reads them.",
-    unavailable=[eager.backward, Tensor.backward, autodiff.gradients, tf.gradients, memory.checkpointed_gradients],
+    unavailable=PACKAGE_GRADIENTS,
     time_limit=90,
 )
 def _(train_step, backward):
