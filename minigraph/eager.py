@@ -26,7 +26,7 @@ import functools
 import numpy as np
 
 from .autodiff import _apply_rule
-from .graph import CONSTANT, Constant, Node, Op, Source, _default_array, describe, operand_array, topological_sort
+from .graph import CONSTANT, Constant, Node, Op, Source, _default_array, describe, operand_dtype, topological_sort
 from .ops import assign, assign_add, assign_sub
 
 LEAF = Source("tensor")  # the op of a Tensor made by Tensor(...): a leaf of the tape
@@ -150,7 +150,7 @@ def _constant(op, value, like):
     without a graph node, whose name would count as one)."""
     if not isinstance(value, Node):
         try:
-            return constant(operand_array(value, like))
+            return constant(_default_array(value, operand_dtype(value, like)))
         except TypeError as error:  # a string or None given as an operand
             raise TypeError(f"{op.name}: {error}") from None
     if isinstance(value, Tensor):

@@ -363,14 +363,15 @@ def as_node(value, like=None):
     """
     if isinstance(value, Node):
         return value
-    return Constant(operand_array(value, like))
+    return Constant(value, dtype=operand_dtype(value, like))
 
 
-def operand_array(value, like=None):
-    """The array of a value that is not a node, as an operand next to the node ``like`` (see :func:`as_node`)."""
+def operand_dtype(value, like=None):
+    """The dtype a value that is not a node takes as an operand next to the node ``like`` (see
+    :func:`as_node`), or ``None``: the value's own (see :func:`constant`)."""
     if isinstance(value, (bool, int, float)) and like is not None and like.dtype is not None:
-        return _default_array(value, np.result_type(like.dtype, value))
-    return _default_array(value, None)
+        return np.result_type(like.dtype, value)
+    return None
 
 
 # ---------------------------------------------------------------------------------------------- traversal
