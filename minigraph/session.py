@@ -10,7 +10,6 @@ puts the feeds in their slots and executes the steps — no graph walking, no di
 
 import contextlib
 import heapq
-import importlib
 import operator
 import threading
 from collections import defaultdict
@@ -401,8 +400,10 @@ def default_session(session, node):
 
 
 def _threads():
-    """Chapter 07's scheduler module (imported when needed: minigraph.parallel imports this module)."""
-    return importlib.import_module("minigraph.parallel.scheduler")
+    """Chapter 07's scheduler module."""
+    from .parallel import scheduler  # imported here: minigraph.parallel imports this module
+
+    return scheduler
 
 
 def _flatten(fetches, flat):
