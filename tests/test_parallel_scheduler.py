@@ -14,7 +14,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import minigraph as mg
-import minigraph.tf as tf
 from minigraph.memory import measure_peak, plan_memory
 from minigraph.parallel import scheduler
 from minigraph.parallel.scheduler import (
@@ -27,6 +26,8 @@ from minigraph.parallel.scheduler import (
     run_tasks,
     state_dependencies,
 )
+
+from test_core_memory import softmax_regression_tf
 
 N = 3
 
@@ -180,13 +181,8 @@ def mlp(optimizer, dropout=0.0, depth=3, width=16, seed=0):
 
 
 def softmax_regression():
-    """Chapter 02's TensorFlow-1 program."""
-    x = tf.placeholder(tf.float32, [None, 20])
-    W, b = tf.Variable(tf.zeros([20, 5])), tf.Variable(tf.zeros([5]))
-    y = tf.nn.softmax(tf.matmul(x, W) + b)
-    y_ = tf.placeholder(tf.float32, [None, 5])
-    loss = tf.reduce_mean(-tf.reduce_sum(y_ * tf.log(y), reduction_indices=[1]))
-    return x, y_, loss, tf.train.GradientDescentOptimizer(0.5).minimize(loss), [W, b]
+    """Chapter 02's TensorFlow-1 program (test_core_memory's, without its label kind)."""
+    return softmax_regression_tf()[:5]
 
 
 TRAINING = {
