@@ -34,8 +34,9 @@ from ..ops import (Group, Mul, add, argmax, assign_add, assign_sub, cast, div, e
 from ..optim import Adam
 from ..passes import algebra, cse, dead_code, fusion
 from ..session import Session
+from .expect import reported_as_failure
 from .framework import CheckFailure, Passed, Text, exercise, expect_equal
-from .report import format_value, raised_in_learner_code
+from .report import format_value
 from .training import history_by_epoch
 
 # ---------------------------------------------------------------------------------------------- shared
@@ -96,13 +97,9 @@ def _expect_sources_kept(fetches, result, name, given, why):
 
 def _run(fetches, feed, given, sess=None):
     """The values of ``fetches`` (a graph a learner's pass returned); an error of the run is a failure."""
-    try:
+    with reported_as_failure(__file__, lambda error: f"running the graph your pass returned raised "
+                             f"{type(error).__name__}: {error}", input=given):
         return (sess or Session()).run(list(fetches), feed)
-    except Exception as error:
-        if raised_in_learner_code(error, __file__):
-            raise
-        raise CheckFailure(f"running the graph your pass returned raised {type(error).__name__}: {error}",
-                           input=given) from None
 
 
 def _expect_same_bits(got, expected, what, given, hint=""):
@@ -655,12 +652,8 @@ def _expect_rule_result(times_one, description, node, expected):
 
 def _simplify(fetches, times_one, given):
     """``simplify`` with the learner's rule for products only; its refusal of a rule's result is a failure."""
-    try:
+    with reported_as_failure(__file__, str, input=given, catch=(ValueError, RuntimeError)):  # simplify names the rule
         return passes.simplify(fetches, rules={Mul: [times_one]})
-    except (ValueError, RuntimeError) as refused:  # simplify names the rule and what it did
-        if raised_in_learner_code(refused, __file__):
-            raise
-        raise CheckFailure(str(refused), input=given) from None
 
 
 @exercise(

@@ -33,8 +33,8 @@ from ..graph import Node, Placeholder, placeholder
 from ..init import he_normal
 from ..ops import matmul, reduce_mean, reduce_sum, relu, softmax_cross_entropy, tanh
 from ..session import Session
+from .expect import reported_as_failure
 from .framework import CheckFailure, Passed, Text, exercise, expect_close, expect_equal, expect_shape, is_close
-from .report import raised_in_learner_code
 from .training import history_by_epoch
 
 EPS = 1e-6  # central differences, in float64
@@ -181,14 +181,10 @@ def _sigmoid(x):
 
 def _built(op, x, given):
     """``op(x)``, the learner's op applied to a node; minigraph refusing what their methods returned is a failure."""
-    try:
+    with reported_as_failure(__file__, lambda error: f"building the node {op.name}(x) raised {type(error).__name__}: "
+                             f"{error} — minigraph could not use what your methods returned (infer_shape returns a "
+                             "tuple, or None when the shape is unknown)", input=given):
         return op(x)
-    except Exception as error:
-        if raised_in_learner_code(error, __file__):
-            raise
-        raise CheckFailure(f"building the node {op.name}(x) raised {type(error).__name__}: {error} — minigraph could "
-                           "not use what your methods returned (infer_shape returns a tuple, or None when the shape is "
-                           "unknown)", input=given) from None
 
 
 def _expect_gradient_nodes(op, node, output_grad, given):
@@ -414,13 +410,9 @@ def _expect_trace(result, arguments, given):
 
 def _run(output, feed, given):
     """A Session run of the learner's graph; a failure there is reported as a failure of their trace."""
-    try:
+    with reported_as_failure(__file__, lambda error: f"running the graph of your trace raised "
+                             f"{type(error).__name__}: {error}", input=given):
         return Session().run(output, feed)
-    except Exception as error:
-        if raised_in_learner_code(error, __file__):
-            raise
-        raise CheckFailure(f"running the graph of your trace raised {type(error).__name__}: {error}",
-                           input=given) from None
 
 
 def _clip(g):

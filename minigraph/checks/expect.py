@@ -6,12 +6,13 @@ lenient, or returns an object whose ``==`` is always true, still fails. Plain va
 lists, tuples, dicts) are compared by type first, then item by item.
 """
 
+import contextlib
 import inspect
 import numbers
 
 import numpy as np
 
-from .report import format_value, labelled, prose, type_differences
+from .report import format_value, labelled, prose, raised_in_learner_code, type_differences
 
 _asarray, _isclose, _array_equal = np.asarray, np.isclose, np.array_equal
 _issubdtype, _copy = np.issubdtype, np.copy
@@ -50,6 +51,19 @@ class CheckFailure(Exception):
             if value is not NOT_GIVEN:
                 entries.append((label, format_value(value, kind)))
         return prose(self.message) + (labelled(entries) if entries else [])
+
+
+@contextlib.contextmanager
+def reported_as_failure(checker_file, wording, input=NOT_GIVEN, catch=Exception):
+    """Within the block, an error of the types ``catch`` becomes a :class:`CheckFailure` whose message is
+    ``wording(error)`` — unless the learner's code raised it (:func:`~.report.raised_in_learner_code`): the
+    framework reports that one as it is, showing the learner's line."""
+    try:
+        yield
+    except catch as error:
+        if raised_in_learner_code(error, checker_file):
+            raise
+        raise CheckFailure(wording(error), input=input) from None
 
 
 def expect_shape(got, shape, *, dtype=None, input=NOT_GIVEN, what="the result"):
