@@ -462,7 +462,8 @@ def _expect_ring(network, workers, size, given):
         raise CheckFailure("no worker sent anything: a worker may change only its own buffer, through what it "
                            "receives in network.exchange", input=given)
     if len(rounds) != 2 * (workers - 1):
-        raise CheckFailure(f"your schedule took {len(rounds)} rounds; the ring takes 2(N - 1) = {2 * (workers - 1)}: "
+        took = f"{len(rounds)} round" + ("s" if len(rounds) != 1 else "")
+        raise CheckFailure(f"your schedule took {took}; the ring takes 2(N - 1) = {2 * (workers - 1)}: "
                            "N - 1 of reduce-scatter, then N - 1 of all-gather", input=given)
     for worker, value in enumerate(network.results()):
         wrong = np.flatnonzero(value != 2**workers - 1)
