@@ -83,6 +83,8 @@ def test_matmul_shape_error_names_op_nodes_and_shapes():
     (lambda a, b: mg.reshape(a, (5, 5)), "cannot reshape 6 elements into (5, 5)"),
     (lambda a, b: mg.reduce_sum(a, axis=2), "axis (2,) is out of range"),
     (lambda a, b: mg.softmax_cross_entropy(a, mg.placeholder("y", (2, 3), "int64")), "integer labels need shape (2,)"),
+    (lambda a, b: mg.ops.softmax_cross_entropy_grad(a, mg.placeholder("y", (2,), "int64"), mg.reduce_sum(a, 0)),
+     "the gradient (3,) must be a scalar or have the shape (2,)"),
     (lambda a, b: mg.sum_to(a, (4,)), "cannot be summed to (4,)"),
     (lambda a, b: mg.sum_to(a, (None, 3)), "has an unknown (None) dimension; pass a node instead"),
     (lambda a, b: mg.broadcast_to(b, (2, 3)), "does not broadcast to (2, 3)"),

@@ -240,14 +240,40 @@ def test_softmax_cross_entropy(label_kind, from_log_softmax, batch, classes, see
         y = mg.constant(labels)
         check_op(lambda z: loss(z, y), [logits], seed)
         check_jvp(lambda z: loss(z, y), [logits], [rng.standard_normal(logits.shape)], seed)
-        check_op(lambda z, g: mg.ops.softmax_cross_entropy_grad(z, y, g, from_log_softmax=from_log_softmax),
-                 [logits, grad], seed)
+        for g in (grad, np.array(grad[0])):  # a gradient per row, or a scalar for all (chapter 05's rule)
+            check_op(lambda z, g: mg.ops.softmax_cross_entropy_grad(z, y, g, from_log_softmax=from_log_softmax),
+                     [logits, g], seed)
         return
     targets = np.eye(classes)[labels] if label_kind == "one_hot" else rng.dirichlet(np.ones(classes), size=batch)
     check_op(lambda z, t: loss(z, t), [logits, targets], seed)
     check_jvp(lambda z, t: loss(z, t), [logits, targets], [rng.standard_normal(logits.shape), rng.standard_normal(targets.shape)], seed)
-    check_op(lambda z, t, g: mg.ops.softmax_cross_entropy_grad(z, t, g, from_log_softmax=from_log_softmax),
-             [logits, targets, grad], seed)
+    for g in (grad, np.array(grad[0])):
+        check_op(lambda z, t, g: mg.ops.softmax_cross_entropy_grad(z, t, g, from_log_softmax=from_log_softmax),
+                 [logits, targets, g], seed)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64", "int64"])
+@pytest.mark.parametrize("shape", [(), (0,), (3,), (2, 5), (4000, 3)])
+def test_relu_against_an_array_of_zeros_gives_the_bits_of_maximum_with_0(dtype, shape):
+    """relu takes the maximum with an array of zeros, for speed: the bits of np.maximum(x, 0), -0.0, nan and
+    inf included — op by op (a new output, or in place), fused, and eager."""
+    rng = np.random.default_rng(0)
+    value = np.asarray(rng.standard_normal(shape) * 3).astype(dtype)
+    if dtype != "int64" and value.size >= 4:
+        value.flat[:4] = [-0.0, np.nan, np.inf, -np.inf]
+    expected = np.maximum(value, 0)
+    x = mg.placeholder("x", shape, dtype)
+    in_place = value.copy()
+    results = [mg.Session().run(mg.relu(x), {x: value}), mg.relu(mg.eager.constant(value)).numpy(),
+               mg.ops.Relu().compute_into(None, (in_place, in_place))]
+    if dtype != "int64":
+        results.append(mg.Session(optimize=True).run(mg.relu(x * 1.5), {x: value / 1.5}))
+        expected_fused = np.maximum(value / 1.5 * 1.5, 0)
+    for number, got in enumerate(results):
+        want = expected_fused if number == 3 else expected
+        assert np.shape(got) == want.shape and got.dtype == want.dtype
+        assert np.asarray(got).tobytes() == want.tobytes()
+    assert results[2] is in_place
 
 
 def test_cast_passes_gradients_between_float_types():

@@ -213,7 +213,8 @@ def _at_labels(node, values, labels):
 
 class SoftmaxCrossEntropyGrad(CrossEntropyOp):
     """``(softmax(z) sum_c y_c - y) g[..., None]``: the gradient of the softmax cross-entropy w.r.t. the
-    logits ``z`` as one op (for index labels: softmax minus one at the label), with the softmax computed as
+    logits ``z`` as one op (for index labels: softmax minus one at the label); ``g`` has one value per row,
+    or is a scalar for all of them (chapter 05's rule ``scalar_gradient_scale``). The softmax is computed as
     ``exp(log_softmax(z))`` — one exponential more than ``exp(z) / sum``, so that a loss and its gradient
     can share their ``log_softmax`` with the same bits (chapter 05). Its own gradient, for second
     derivatives: w.r.t. ``z`` the softmax VJP of ``G s g``; w.r.t. float ``y``: ``g (<G, p> - G)``; w.r.t.
@@ -243,7 +244,12 @@ class SoftmaxCrossEntropyGrad(CrossEntropyOp):
         return float_dtype([logits, grad] if labels.kind in "iu" else [logits, labels, grad])
 
     def infer_shape(self, node, input_shapes):
-        return input_shapes[0]
+        logits, labels, grad = input_shapes
+        rows = None if logits is None else logits[:-1]
+        if grad is not None and grad != () and not shapes_compatible(rows, grad):
+            raise self.shape_error(node, f"the gradient {format_shape(grad)} must be a scalar or have the "
+                                         f"shape {format_shape(rows)} of the logits {format_shape(logits)} without their class axis")
+        return logits
 
     def gradient(self, node, output_grad):
         logits, labels, grad = node.inputs
@@ -256,7 +262,7 @@ class SoftmaxCrossEntropyGrad(CrossEntropyOp):
         else:
             logits_grad = softmax_vjp(p, output_grad * scale, -1)
         unit = softmax_cross_entropy_grad(logits, labels, ones_like(grad), from_log_softmax=self.from_log_softmax)
-        grad_grad = reduce_sum(output_grad * unit, -1)
+        grad_grad = reduce_sum(output_grad * unit, -1 if grad.shape != () else None)  # a scalar g scales every row
         if _integer_labels(labels):
             return [logits_grad, None, grad_grad]
         labels_grad = expand_dims(grad, -1) * (reduce_sum(output_grad * p, -1, keepdims=True) - output_grad)

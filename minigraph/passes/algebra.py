@@ -16,7 +16,7 @@ do not simplify by themselves: they rewrite a graph so that fusion can do more. 
 import numpy as np
 
 from ..graph import Constant, Node, role_scope
-from ..ops import (Add, Div, Exp, Log, Mul, Neg, Relu, ReluGrad, Reshape, SoftmaxCrossEntropy, SoftmaxCrossEntropyGrad,
+from ..ops import (Add, BroadcastTo, Div, Exp, Log, Mul, Neg, Relu, ReluGrad, Reshape, SoftmaxCrossEntropy, SoftmaxCrossEntropyGrad,
                    Sub, SumTo, Transpose, log_of_softmax, log_softmax, reduce_sum, relu, relu_grad, transpose)
 from .core import check_fetches, rebuild, rewrite
 
@@ -135,6 +135,16 @@ def cross_entropy_from_log_softmax(node):
     return type(node.op)(from_log_softmax=True)(log_softmax(logits), *others, name=node.name)
 
 
+def scalar_gradient_scale(node):
+    """``softmax_cross_entropy_grad(L, y, broadcast_to(s, rows)) -> softmax_cross_entropy_grad(L, y, s)`` for a
+    scalar ``s``: the gradient of a mean loss scales every row by the same ``1 / n``, which the op broadcasts
+    by itself — the same bits, without building an array of ``n`` copies of ``s`` at every step."""
+    logits, labels, grad = node.inputs
+    if not isinstance(grad.op, BroadcastTo) or grad.inputs[0].shape != ():
+        return None
+    return rebuild(node, [logits, labels, grad.inputs[0]])
+
+
 RULES = {
     Mul: [times_one],
     Add: [plus_zero],
@@ -147,7 +157,7 @@ RULES = {
     ReluGrad: [relu_grad_of_relu],
     SumTo: [sum_to_as_reduce_sum],
     SoftmaxCrossEntropy: [cross_entropy_from_log_softmax],
-    SoftmaxCrossEntropyGrad: [cross_entropy_from_log_softmax],
+    SoftmaxCrossEntropyGrad: [cross_entropy_from_log_softmax, scalar_gradient_scale],
 }
 
 
