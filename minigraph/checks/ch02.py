@@ -22,6 +22,7 @@ from .. import tf
 from ..optim import Optimizer
 from ..session import Executor, Session
 from .framework import CheckFailure, Passed, Text, exercise, expect_close, expect_equal, expect_shape
+from .training import HISTORY_KEYS, record
 
 # ---------------------------------------------------------------------------------------------- graphs
 
@@ -476,7 +477,6 @@ def _(softmax_regression):
 # ---------------------------------------------------------------------------------------------- 2.5
 
 
-HISTORY_KEYS = ("epoch", "train_loss", "train_acc", "test_loss", "test_acc")
 LEARNING_RATE, BATCH_SIZE, SEED, EPOCHS, ACCURACY_FLOOR = 0.5, 100, 0, 3, 0.9
 
 
@@ -529,10 +529,8 @@ def _reference_training(build_model, data, epochs, reseed=False):
         batch_loss, batch_accuracy = sess.run([loss, accuracy], {x: images, y_: labels})
         last_batch["train_loss"].append(float(batch_loss))
         last_batch["train_acc"].append(float(batch_accuracy))
-        for split, split_images, split_labels in [("train", x_train, y_train), ("test", x_test, y_test)]:
-            split_loss, split_accuracy = sess.run([loss, accuracy], {x: split_images, y_: split_labels})
-            history[f"{split}_loss"].append(float(split_loss))
-            history[f"{split}_acc"].append(float(split_accuracy))
+        record(history, lambda images, labels: sess.run([loss, accuracy], {x: images, y_: labels}),
+               {"train": (x_train, y_train), "test": (x_test, y_test)})
     return history, last_batch
 
 

@@ -23,6 +23,7 @@ from ..graph import Node, Placeholder, describe, format_shape, placeholder, role
 from ..session import Session
 from ..viz import draw
 from .framework import CheckFailure, Passed, Text, exercise, expect_close, expect_shape, is_close, same_value
+from .training import mnist_splits, record
 
 GRADIENT_RTOL, GRADIENT_ATOL = 1e-5, 1e-7
 
@@ -572,7 +573,7 @@ def _run(sess, fetches, feed):
     time_limit=90,
 )
 def _(softmax_regression, gradients):
-    from ..datasets import batches, load_mnist  # the data only when this check runs
+    from ..datasets import batches
 
     calls = []
 
@@ -585,22 +586,15 @@ def _(softmax_regression, gradients):
         raise CheckFailure("softmax_regression did not call the gradients function it was given: pass it on, "
                            "as in mg.optim.SGD(0.5, gradients=gradients).minimize(loss)")
     accuracy = ops.reduce_mean(ops.cast(ops.equal(ops.argmax(logits, axis=1), labels), "float32"))
-    data = {"train": load_mnist("train"), "test": load_mnist("test")}
+    data = mnist_splits()
     _expect_mean_loss(loss, x, labels, *data["train"])
     history = {"step": [], "train_loss": [], "train_acc": [], "test_loss": [], "test_acc": []}
     sess = Session()
-
-    def record(step):
-        history["step"].append(step)
-        for split, (images, digits) in data.items():
-            split_loss, split_accuracy = _run(sess, [loss, accuracy], {x: images, labels: digits})
-            history[f"{split}_loss"].append(float(split_loss))
-            history[f"{split}_acc"].append(float(split_accuracy))
-
     for step, (images, digits) in enumerate(batches(*data["train"], BATCH_SIZE, np.random.default_rng(0)), 1):
         _run(sess, train_step, {x: images, labels: digits})
         if step % RECORD_EVERY == 0:
-            record(step)
+            history["step"].append(step)
+            record(history, lambda images, digits: _run(sess, [loss, accuracy], {x: images, labels: digits}), data)
     final = history["test_acc"][-1]
     if not final >= ACCURACY_FLOOR:
         raise CheckFailure(

@@ -37,7 +37,7 @@ from ..session import Session
 from .expect import reported_as_failure
 from .framework import CheckFailure, Passed, Text, exercise, expect_equal
 from .report import format_value
-from .training import history_by_epoch
+from .training import history_by_epoch, mnist_splits
 
 # ---------------------------------------------------------------------------------------------- shared
 
@@ -878,10 +878,10 @@ MNIST_EPOCHS, MNIST_BATCH = 3, 128
 def _train(optimize):
     """The chapter's MLP trained with Adam, ``optimize`` given to its Session: the history after each epoch
     (loss and accuracy on the full training and test sets) and the final trainable variables."""
-    from ..datasets import batches, load_mnist  # the data only when this check runs
+    from ..datasets import batches
 
     x, y, loss, accuracy, step = _adam_mlp()
-    data = {"train": load_mnist("train"), "test": load_mnist("test")}
+    data = mnist_splits()
     sess = Session(optimize=optimize)
 
     def train_epoch(epoch):

@@ -33,7 +33,7 @@ from ..graph import Node, Placeholder, Variable, constant, format_shape, placeho
 from ..ops.shape import broadcast_keeps_shape
 from ..session import Executor, Session
 from .framework import CheckFailure, Passed, Text, exercise, expect_equal
-from .training import history_by_epoch
+from .training import history_by_epoch, mnist_splits
 
 # ---------------------------------------------------------------------------------------------- graphs
 
@@ -935,10 +935,10 @@ def _(plan):
 def _train_mnist(planner):
     """The MLP trained with the learner's planner and, in step with it, with every value kept: the history of the
     first, after comparing the two runs' losses and final weights bit for bit."""
-    from ..datasets import batches, load_mnist  # the data only when this check runs
+    from ..datasets import batches
 
     x, labels, loss, accuracy, step = _mnist_mlp()
-    data = {"train": load_mnist("train"), "test": load_mnist("test")}
+    data = mnist_splits()
     sessions = {"yours": Session(memory=planner), "naive": Session(memory="naive")}
 
     def train_epoch(epoch):

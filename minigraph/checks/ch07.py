@@ -49,6 +49,7 @@ from ..parallel.training import endless_batches, evaluate, mlp
 from ..session import Executor, Session, aliased_variables
 from . import ch07_ranks
 from .framework import CheckFailure, Passed, Text, exercise, expect_close, expect_equal, is_close, read_only
+from .training import mnist_splits, record
 from .report import is_learner_file
 
 # ---------------------------------------------------------------------------------------------- 7.1
@@ -866,10 +867,9 @@ class _Training:
     time_limit=60,
 )
 def _(data_parallel_step):
-    from ..datasets import load_mnist  # the data only when this check runs
-
-    images, labels = load_mnist("train")
-    evaluated = {"train": (images[:2000], labels[:2000]), "test": tuple(a[:2000] for a in load_mnist("test"))}
+    data = mnist_splits()
+    images, labels = data["train"]
+    evaluated = {split: (x[:2000], y[:2000]) for split, (x, y) in data.items()}
     training = _Training(data_parallel_step)
     history = {key: [] for key in ("step", "train_loss", "train_acc", "test_loss", "test_acc")}
     batches = endless_batches(images, labels, BATCH, seed=0)
@@ -880,10 +880,7 @@ def _(data_parallel_step):
         training.train(batch_images, batch_labels, number)
         if number % EVERY == 0:
             history["step"].append(number)
-            for split, (x, y) in evaluated.items():
-                loss, accuracy = evaluate(training.sessions[0], training.model, x, y)
-                history[f"{split}_loss"].append(loss)
-                history[f"{split}_acc"].append(accuracy)
+            record(history, lambda x, y: evaluate(training.sessions[0], training.model, x, y), evaluated)
     return Passed(f"{STEPS} steps on {WORKERS} workers, each as one SGD step on the whole batch (within float "
                   f"rounding), the workers' weights equal bit for bit; test accuracy {history['test_acc'][-1]:.3f}",
                   value=history)

@@ -35,7 +35,7 @@ from ..ops import matmul, reduce_mean, reduce_sum, relu, softmax_cross_entropy, 
 from ..session import Session
 from .expect import reported_as_failure
 from .framework import CheckFailure, Passed, Text, exercise, expect_close, expect_equal, expect_shape, is_close
-from .training import history_by_epoch
+from .training import history_by_epoch, mnist_splits
 
 EPS = 1e-6  # central differences, in float64
 # the package's own reverse mode, refused in 8.1 (backward) and 8.6 (the backward train_step is given)
@@ -664,12 +664,12 @@ def _evaluate(params, images, labels):
     time_limit=90,
 )
 def _(train_step, backward):
-    from ..datasets import batches, load_mnist  # the data only when this check runs
+    from ..datasets import batches
 
     rng = np.random.default_rng(86)  # first a step on a small random batch, before loading MNIST
     x, y = rng.random((8, 784), dtype=np.float32), rng.integers(0, 10, 8)
     _expect_step(train_step, backward, _mlp_parameters(), x, y, {"batch": Text("8 random images")})
-    data = {"train": load_mnist("train"), "test": load_mnist("test")}
+    data = mnist_splits()
     reference, yours = _mlp_parameters(), _mlp_parameters()
     steps = batches(*data["train"], MNIST_BATCH, np.random.default_rng(0))
     for number in range(1, STEPS_IN_STEP + 1):
