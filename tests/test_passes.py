@@ -372,7 +372,7 @@ def test_a_fused_kernel_is_generated_source_readable_from_the_node():
     assert fused.op.name == "fused(mul, add, relu)" and fused.inputs == (x, half, b) and fused.op.group == (mul, add, relu)
     source = fused.op.source
     for line in (f"def fused_{relu.name}(x0, x1, x2):", "b0 = part(x0, rows, out)", f"np.multiply(b0, x1, out=o)  # {mul.name}",
-                 f"np.add(o, x2, out=o)  # {add.name}", f"np.maximum(o, np.zeros_like(o), out=o)  # {relu.name}", "x1 = 0.5 (float32)",
+                 f"np.add(o, x2, out=o)  # {add.name}", f"np.maximum(o, np.zeros(o.shape, o.dtype), out=o)  # {relu.name}", "x1 = 0.5 (float32)",
                  "x2 = 'b' (4,)", "out = np.empty(x0.shape, np.float32)"):
         assert line in source, source
     assert inspect.getsource(fused.op.function) == source

@@ -157,10 +157,10 @@ class SoftmaxCrossEntropy(CrossEntropyOp):
         check_labels(node, logits, labels)
         integer = labels.dtype.kind in "iu"
         if self.from_log_softmax:  # -L[label]: the bits of the logits' form below, as a - b = -(b - a)
-            return -_at_labels(node, logits, labels) if integer else -(labels * logits).sum(axis=-1)
+            return -_at_labels(node, logits, labels)[1] if integer else -(labels * logits).sum(axis=-1)
         if integer:  # log sum exp(z) - z[label], on z - max(z)
             shifted = logits - max_along(logits, -1)
-            return np.log(np.exp(shifted).sum(axis=-1)) - _at_labels(node, shifted, labels)
+            return np.log(np.exp(shifted).sum(axis=-1)) - _at_labels(node, shifted, labels)[1]
         return -(labels * stable_log_softmax(logits, -1)).sum(axis=-1)
 
     def infer_dtype(self, node, input_dtypes):
@@ -210,9 +210,11 @@ class SoftmaxCrossEntropy(CrossEntropyOp):
 
 
 def _at_labels(node, values, labels):
-    """``values[..., label]`` for each row; a label outside the class axis is :func:`label_range_error`."""
+    """``(index, values[index])``: where each row's label is in ``values``, and the value there; a label
+    outside the class axis is :func:`label_range_error`."""
+    index = _label_index(node, labels, values)
     try:
-        return values[_label_index(node, labels, values)]
+        return index, values[index]
     except IndexError:
         raise label_range_error(node, labels, values.shape[-1]) from None
 
@@ -237,10 +239,8 @@ class SoftmaxCrossEntropyGrad(CrossEntropyOp):
         check_labels(node, logits, labels)
         p = np.exp(logits if self.from_log_softmax else stable_log_softmax(logits, -1))
         if labels.dtype.kind in "iu":
-            try:
-                p[_label_index(node, labels, p)] -= 1
-            except IndexError:
-                raise label_range_error(node, labels, p.shape[-1]) from None
+            index, at_labels = _at_labels(node, p, labels)
+            p[index] = at_labels - 1
         else:
             p = p * labels.sum(axis=-1, keepdims=True) - labels
         return np.multiply(p, grad[..., None], out=p if p.dtype == node.dtype else None)  # in place if it can
