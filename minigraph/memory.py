@@ -242,12 +242,17 @@ class MemoryPlan:
     def write_after_read(self):
         """``{node: [nodes]}`` for each node that overwrites a value: the nodes that must finish before it
         starts — the overwritten value's node and every reader of it or of a view of it (chapter 07)."""
+        readers = self.readers()
+        return {new: [old] + [r for r in readers[old] if r is not new] for new, old in self.overwrites.items()}
+
+    def readers(self):
+        """``{value: [nodes]}``: the nodes that read each value, or a view of it, in the order's order."""
         readers = defaultdict(list)
         for node in self.order:
             for x in dict.fromkeys(node.inputs):
                 if self.base[x] is not None:
                     readers[self.base[x]].append(node)
-        return {new: [old] + [r for r in readers[old] if r is not new] for new, old in self.overwrites.items()}
+        return readers
 
     def usage(self, feed_shapes):
         """The :data:`Usage` (bytes) of this plan when the placeholders have ``feed_shapes``
@@ -335,15 +340,22 @@ def memory_order(fetches):
     order computes every adjoint before any update.
     """
     nodes = topological_sort(fetches)
-    depth = {}
-    for node in nodes:
-        depth[node] = 1 + max((depth[x] for x in node.inputs), default=-1)
+    depth = depths(nodes)
     roots = nodes[-1:] if isinstance(fetches, Node) else fetches
 
     def shallowest_first(node):
         return sorted(node.inputs, key=depth.get)
 
     return post_order(sorted(roots, key=depth.get), shallowest_first)
+
+
+def depths(order):
+    """``{node: depth}`` for the nodes of a topological ``order``: 0 for a source, else one more than the
+    deepest of the node's inputs — the length of the longest path to the node from a source."""
+    depth = {}
+    for node in order:
+        depth[node] = 1 + max((depth[x] for x in node.inputs), default=-1)
+    return depth
 
 
 def post_order(roots, inputs):

@@ -194,6 +194,11 @@ def _hand_made_accesses():
         ({"a", "b"}, set()), (set(), set())]
 
 
+def _by_name(variables):
+    """The names of ``variables`` (the scheduler's ``RANDOM_STATE`` is a name already)."""
+    return {getattr(v, "name", v) for v in variables}
+
+
 def _training_accesses():
     """The tasks of one training step (dropout, Adam) in the serial executor's order, with what each reads
     and mutates (by name), as minigraph's engine sees them."""
@@ -204,11 +209,8 @@ def _training_accesses():
     for node in order:
         if not node.inputs:
             continue
-        mutates = {v.name for v in aliased[node.inputs[0]]} if node.op.mutates else set()
-        if node.op.stateful and not node.op.mutates:
-            mutates.add(scheduler.RANDOM_STATE)
-        reads = {v.name for x in node.inputs for v in aliased[x]} - mutates
-        accesses.append((reads, mutates))
+        reads, mutates = scheduler.accesses(node, aliased)
+        accesses.append((_by_name(reads), _by_name(mutates)))
         names.append(f"{node.name}: {node.op.name}")
     return accesses, names
 

@@ -34,7 +34,7 @@ import threading
 import time
 from collections import defaultdict, namedtuple
 
-from ..memory import MemoryPlan, plan_memory
+from ..memory import MemoryPlan, depths, plan_memory
 from ..session import Executor, aliased_variables, name_the_node
 
 Span = namedtuple("Span", "node thread start end")
@@ -75,10 +75,7 @@ def state_dependencies(order):
     aliased, position = aliased_variables(order), {node: i for i, node in enumerate(order)}
     last_write, reads_since, waits = {}, defaultdict(list), {}
     for node in order:
-        mutated = set(aliased[node.inputs[0]]) if node.op.mutates else set()
-        if node.op.stateful and not node.op.mutates:  # a random draw (an assign is stateful too)
-            mutated.add(RANDOM_STATE)
-        read = set().union(*(aliased[x] for x in node.inputs)) - mutated
+        read, mutated = accesses(node, aliased)
         before = {last_write[var] for var in read | mutated if var in last_write}
         for var in read:
             reads_since[var].append(node)
@@ -88,6 +85,17 @@ def state_dependencies(order):
         if before:
             waits[node] = sorted(before, key=position.get)
     return waits
+
+
+def accesses(node, aliased):
+    """``(read, mutated)``: the sets of variables ``node`` reads and mutates, for the rule of
+    :func:`state_dependencies` (``aliased`` is :func:`~minigraph.session.aliased_variables` of the
+    order). A variable both read and mutated counts as mutated."""
+    mutated = set(aliased[node.inputs[0]]) if node.op.mutates else set()
+    if node.op.stateful and not node.op.mutates:  # a random draw (an assign is stateful too)
+        mutated.add(RANDOM_STATE)
+    read = set().union(*(aliased[x] for x in node.inputs)) - mutated
+    return read, mutated
 
 
 def dependencies(order, plan):
@@ -102,10 +110,7 @@ def levels(order):
     inputs. The nodes of one level do not depend on one another, so they could all run at once;
     the highest level is the length of the longest chain of ops, which no number of threads can
     shorten."""
-    level = {}
-    for node in order:
-        level[node] = 1 + max((level[x] for x in node.inputs), default=-1)  # a source: 0
-    return level
+    return depths(order)  # chapter 06's depths: the level of a node is its depth
 
 
 # -------------------------------------------------------------------------------- the scheduler
@@ -204,12 +209,9 @@ class ThreadedExecutor(Executor):
         ``(_release, slots)`` for a buffer, in the order of the serial steps; and the indices of
         the tasks each one waits for."""
         plan, computes = self.plan, {step[1]: step for step in steps if step[1] is not None}
-        waits, readers = dependencies(self.order, plan), defaultdict(set)
+        waits, readers = dependencies(self.order, plan), plan.readers()
         views = defaultdict(list)  # buffer -> the slots of views of its values
         for node in self.order:
-            for x in node.inputs:
-                if plan.base[x] is not None:
-                    readers[plan.base[x]].add(node)
             if node in computes and plan.base[node] not in (None, node):
                 views[plan.buffer[plan.base[node]]].append(computes[node][3])
         last_value = {plan.buffer[v]: v for v in sorted(plan.buffer, key=plan.step.get)}
