@@ -332,9 +332,11 @@ class Session:
 
     def _executor(self, fetches):
         options = {"sort": self.sort, "variables": self.variables, "optimize": self.optimize, "memory": self.memory}
-        if self.workers is None:
-            return Executor(fetches, **options)
-        return _threads().ThreadedExecutor(fetches, self.workers, **options)
+        if self.workers is not None:
+            return _threads().ThreadedExecutor(fetches, self.workers, **options)
+        if self.optimize:  # an optimized graph runs compiled to one function (chapter 05)
+            return _compiled_executor()(fetches, **options)
+        return Executor(fetches, **options)
 
     def set_value(self, var, value):
         """Overwrite the value of Variable ``var`` in this session (same shape; cast within a dtype kind)."""
@@ -397,6 +399,13 @@ def default_session(session, node):
         raise RuntimeError(f"no session to compute {describe(node)} in: pass session=sess, or run inside "
                            "`with sess.as_default():` or `with Session() as sess:`")
     return session
+
+
+def _compiled_executor():
+    """Chapter 05's CompiledExecutor."""
+    from .passes.program import CompiledExecutor  # imported here: it imports this module
+
+    return CompiledExecutor
 
 
 def _threads():

@@ -13,6 +13,7 @@ from minigraph import passes
 from minigraph.gradcheck import check_gradients
 from minigraph.passes import fusion
 from minigraph.passes.algebra import RULES, cross_entropy_from_log_softmax
+from minigraph.passes.program import CompiledExecutor
 
 
 def nodes_of(fetches):
@@ -481,6 +482,47 @@ def test_session_and_executor_take_optimize():
         mg.Session(optimize="yes").run(loss, feed)
     with pytest.raises(ValueError, match="short_pass returned 1 nodes for 2 fetches"):
         mg.Session(optimize=short_pass).run([loss, step], feed)
+
+
+def test_a_session_runs_an_optimized_graph_as_one_generated_function():
+    x, y, loss, step = adam_mlp(hidden=16)
+    feed = {x: np.linspace(0, 1, 2 * 784, dtype=np.float32).reshape(2, 784), y: np.array([1, 2])}
+    optimized, threaded, plain = mg.Session(optimize=True), mg.Session(optimize=True, workers=2), mg.Session()
+    losses = [[sess.run([loss, step], feed)[0] for sess in (optimized, threaded, plain)]]
+    compiled = next(iter(optimized._executors.values()))
+    assert type(compiled) is CompiledExecutor
+    assert [type(next(iter(s._executors.values()))).__name__ for s in (threaded, plain)] == ["ThreadedExecutor", "Executor"]
+    assert inspect.getsource(compiled.program) == compiled.source
+    lines = compiled.source.splitlines()
+    assert lines[0] == "def program(v):" and f"{loss.name!r}, {step.name!r}" in lines[1]
+    computed = [node for _, node, _, _ in compiled._steps if node is not None]
+    assert len(lines) == 3 + len(compiled._steps)  # the header, then one line per step
+    assert sum(line.endswith(" = None") for line in lines) == len(compiled._steps) - len(computed)  # frees
+    first = next(line for line in lines if "c0(n0, " in line)
+    assert first.endswith(f"# {computed[0].name}: {computed[0].op.name}") and first.startswith("    v[")
+    interpreted = mg.Executor(compiled.computed)  # the same optimized graph, its steps interpreted
+    assert compiled.order == interpreted.order
+    losses[0].append(interpreted.run(feed)[0])  # it keeps its own variables, from their initial values
+    losses.append([sess.run([loss, step], feed)[0] for sess in (optimized, threaded, plain)] + [interpreted.run(feed)[0]])
+    assert all(value == run[0] for run in losses for value in run) and losses[0][0] != losses[1][0]
+    assert all(np.array_equal(optimized.run(var), plain.run(var)) for var in mg.trainable_variables([loss]))
+    only_a_feed = CompiledExecutor([x])  # no step at all: the feed is returned as it is
+    assert only_a_feed.source.count("\n") == 3 and only_a_feed.run(feed)[0] is feed[x]
+
+
+def test_an_error_in_a_compiled_program_names_the_node_that_raised_it():
+    x, y, loss, step = adam_mlp(hidden=16)
+    sess = mg.Session(optimize=True)
+    feed = {x: np.zeros((2, 784), np.float32), y: np.array([1, 12])}
+    with pytest.raises(ValueError, match="hold 12, but the logits") as error:
+        sess.run([loss, step], feed)
+    (note,) = error.value.__notes__
+    assert re.fullmatch(r"minigraph: raised while computing softmax_cross_entropy node 'softmax_cross_entropy(_\d+)?' \(None,\)", note)
+    a, b = mg.placeholder("a", (None, None)), mg.placeholder("b", (None, None))
+    product = mg.relu(a @ b + 1.0)
+    with pytest.raises(ValueError) as error:  # numpy's matmul refuses (2, 3) @ (4, 5), in a fused kernel
+        mg.Session(optimize=True).run(product, {a: np.ones((2, 3)), b: np.ones((4, 5))})
+    assert "raised while computing fused(matmul, add, relu) node" in error.value.__notes__[0]
 
 
 def test_draw_pair_marks_what_changed():

@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 import minigraph as mg
 from minigraph import passes
 from minigraph.passes.algebra import RULES, log_of_exp, log_of_softmax_rule
+from minigraph.passes.program import CompiledExecutor
 
 N, M = 3, 4  # the random graphs' values have shapes (N, M), (1, M), (M,) or ()
 
@@ -129,6 +130,17 @@ def test_fusion_and_the_default_pipeline_keep_values(recipe, dtype):
         for e, g in zip(expected, got):
             assert e.dtype == g.dtype and e.shape == g.shape
             np.testing.assert_allclose(g, e, rtol=rtol, atol=rtol)
+
+
+@RANDOM
+@given(recipe=graphs(), optimize=st.booleans(), memory=st.sampled_from(["plan", "naive"]))
+def test_a_compiled_program_computes_what_the_executor_does_bit_for_bit(recipe, optimize, memory):
+    fetches, feed = build(recipe, "float32")
+    compiled = CompiledExecutor(fetches, optimize=optimize, memory=memory)
+    interpreted = mg.Executor(compiled.computed, memory=memory)  # the same graph, its steps one by one
+    assert [node.op.name for node in compiled.order] == [node.op.name for node in interpreted.order]  # snapshots are new
+    for expected, got in zip(interpreted.run(feed), compiled.run(feed)):
+        assert expected.dtype == got.dtype and np.array_equal(expected, got, equal_nan=True)
 
 
 @RANDOM

@@ -6,6 +6,9 @@ consumers of the new node, their consumers, up to the fetches. :func:`rewrite` d
 every pass: it visits the nodes in topological order, so each node sees its inputs already rewritten.
 """
 
+import itertools
+import linecache
+
 from ..graph import Node, Placeholder, Variable, make_node, role_scope, shapes_compatible, topological_sort
 
 
@@ -63,3 +66,16 @@ def rewrite(fetches, replace):
     for node in topological_sort(fetches):
         new[node] = replace(node, [new[x] for x in node.inputs])
     return [new[fetch] for fetch in fetches]
+
+
+_source_numbers = itertools.count()
+
+
+def compile_function(source, name, namespace, kind):
+    """The function ``name`` that ``source`` defines, run in ``namespace`` (the names its code uses). Its
+    source stays readable (``inspect.getsource``, tracebacks) through Python's line cache, as for code typed
+    into a notebook, under a file name such as ``<minigraph fused kernel 3>`` (``kind`` is ``"fused kernel"``)."""
+    filename = f"<minigraph {kind} {next(_source_numbers)}>"
+    linecache.cache[filename] = (len(source), None, source.splitlines(keepends=True), filename)
+    exec(compile(source, filename, "exec"), namespace)
+    return namespace[name]

@@ -16,8 +16,6 @@ the variable's buffer, with no array for the value at all (TensorFlow 1 has fuse
 as ``ApplyAdam`` for the same reason) — unless an input might be a view of that variable.
 """
 
-import itertools
-import linecache
 import math
 import re
 
@@ -26,7 +24,7 @@ import numpy as np
 from ..autodiff import gradients
 from ..graph import Constant, Op, Variable, describe, role_scope, topological_sort
 from ..ops import Assign
-from .core import check_fetches, rebuild, rewrite
+from .core import check_fetches, compile_function, rebuild, rewrite
 
 BLOCK = 32768  # elements per block: 128 KiB of float32, so the blocks of a few buffers stay in a 512 KiB L2 cache
 BLOCKED_ABOVE = 1 << 20  # outputs of more elements are computed block by block; smaller ones stay in cache anyway
@@ -340,19 +338,13 @@ def head_name(head):
     return re.sub(r"\W", "_", head.name)
 
 
-_kernel_numbers = itertools.count()
-
-
 def compile_kernel(source, name, head=None):
-    """The function ``name`` defined by ``source`` (which may call ``head``'s op); its source stays readable
-    (``inspect.getsource``, tracebacks) through Python's line cache, as for code typed into a notebook."""
-    filename = f"<minigraph fused kernel {next(_kernel_numbers)}>"
-    linecache.cache[filename] = (len(source), None, source.splitlines(keepends=True), filename)
+    """The function ``name`` defined by ``source`` (which may call ``head``'s op), readable as source
+    (see :func:`~minigraph.passes.core.compile_function`)."""
     namespace = {"np": np, "blocks": blocks, "part": part, "room": room}
     if head is not None:
         namespace[head_name(head)] = lambda *values: head.op.compute(head, values)
-    exec(compile(source, filename, "exec"), namespace)
-    return namespace[name]
+    return compile_function(source, name, namespace, "fused kernel")
 
 
 # ---------------------------------------------------------------------------------------------- the op
