@@ -1,9 +1,10 @@
 """The last step of compiling an optimized graph: the executor's steps written out as one Python function.
 
 Chapter 02's :class:`~minigraph.session.Executor` *interprets* its list of steps: for each one, its loop
-unpacks a tuple, gathers the inputs and calls the op. That costs about a microsecond a step — nothing
-next to a large matrix product, but a training step on small arrays is mostly such steps. Knowing the
-whole list in advance, a compiler can write it out instead, one line per step, and compile that once.
+unpacks a tuple, gathers the inputs and calls the op. That costs a few tenths of a microsecond a
+step — nothing next to a large matrix product, but a training step on small arrays is mostly such
+steps. Knowing the whole list in advance, a compiler can write it out instead, one line per step, and
+compile that once.
 TorchInductor does the same: besides its kernels it generates Python "wrapper" code that calls them one
 after another and frees each buffer (``del buf3``) as soon as it is dead.
 
@@ -33,8 +34,8 @@ def write_program(steps, fetches):
     ``node_at_line`` maps a line of the source to the node its step computes."""
     described = ", ".join(repr(fetch.name) for fetch in fetches)
     lines = ["def program(v):",
-             f'    """The steps of an executor of {described}, written out: v is its list of values, c0, c1, ...',
-             '    the compute functions of the ops of nodes n0, n1, ..."""']
+             f'    """The steps of an executor of {described}, written out. v: its list of values;',
+             '    c0, c1, ...: the compute functions of the ops of nodes n0, n1, ..."""']
     namespace, node_at_line = {}, {}
     for compute, node, gather_inputs, output in steps:
         if node is None:  # a step that frees an array (chapter 06)
