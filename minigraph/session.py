@@ -182,10 +182,17 @@ def check_feed(placeholder, value):
     if array.dtype != placeholder.dtype:
         array = cast_within_kind(array, placeholder.dtype, f"feed for placeholder {describe(placeholder)}")
     shape = placeholder.shape
-    if shape is not None and (array.ndim != len(shape) or any(d is not None and d != n for d, n in zip(shape, array.shape))):
-        raise ValueError(f"feed for placeholder {placeholder.name!r} has shape {format_shape(array.shape)}, "
-                         f"but the placeholder was declared {format_shape(shape)}")
+    if shape is not None and array.ndim != len(shape):
+        raise _feed_shape_error(placeholder, array)
+    for declared, fed in zip(shape or (), array.shape):  # a loop, not any(...): no generator at every run
+        if declared is not None and declared != fed:
+            raise _feed_shape_error(placeholder, array)
     return array
+
+
+def _feed_shape_error(placeholder, array):
+    return ValueError(f"feed for placeholder {placeholder.name!r} has shape {format_shape(array.shape)}, "
+                      f"but the placeholder was declared {format_shape(placeholder.shape)}")
 
 
 def cast_within_kind(array, dtype, what):
@@ -323,12 +330,13 @@ class Session:
     def run(self, fetches, feed_dict=None):
         if self._closed:
             raise RuntimeError("this Session is closed")
-        flat = (fetches,) if isinstance(fetches, Node) else tuple(_flatten(fetches, []))
+        single = isinstance(fetches, Node)
+        flat = (fetches,) if single else tuple(_flatten(fetches, []))
         executor = self._executors.get(flat)
         if executor is None:
             executor = self._executors[flat] = self._executor(flat)
         values = executor.run(feed_dict)
-        return values[0] if isinstance(fetches, Node) else _rebuild(fetches, iter(values))
+        return values[0] if single else _rebuild(fetches, iter(values))
 
     def _executor(self, fetches):
         options = {"sort": self.sort, "variables": self.variables, "optimize": self.optimize, "memory": self.memory}
@@ -416,22 +424,26 @@ def _threads():
 
 
 def _flatten(fetches, flat):
+    """The nodes of a nested structure of fetches, appended to ``flat`` in order (a node directly in a list
+    without a call of its own: most runs fetch a list of nodes)."""
     if isinstance(fetches, Node):
         flat.append(fetches)
-    elif isinstance(fetches, (list, tuple)):
-        for item in fetches:
-            _flatten(item, flat)
-    elif isinstance(fetches, dict):
-        for item in fetches.values():
-            _flatten(item, flat)
+    elif isinstance(fetches, (list, tuple, dict)):
+        for item in fetches.values() if isinstance(fetches, dict) else fetches:
+            if isinstance(item, Node):
+                flat.append(item)
+            else:
+                _flatten(item, flat)
     else:
         raise TypeError(f"cannot fetch a {type(fetches).__name__}: fetch a Node, or a list, tuple or dict of Nodes")
     return flat
 
 
 def _rebuild(fetches, values):
+    """The structure of ``fetches`` with each node replaced by the next of ``values`` (an iterator)."""
     if isinstance(fetches, Node):
         return next(values)
     if isinstance(fetches, dict):
         return {key: _rebuild(item, values) for key, item in fetches.items()}
-    return type(fetches)(_rebuild(item, values) for item in fetches)
+    rebuilt = [next(values) if isinstance(item, Node) else _rebuild(item, values) for item in fetches]
+    return rebuilt if type(fetches) is list else type(fetches)(rebuilt)
