@@ -121,7 +121,8 @@ def _label_index(node, labels, values):
 def label_range_error(node, labels, classes):
     """The error for labels outside ``[0, classes)``, naming the labels' and the logits' nodes."""
     logits_node, labels_node = _logits_and_labels(node)
-    bad = labels.min() if labels.min() < 0 else labels.max()
+    low = labels.min()
+    bad = low if low < 0 else labels.max()
     return ValueError(f"{node.op.name} {node.name!r}: the labels {labels_node.name!r} hold {bad}, but the "
                       f"logits {logits_node.name!r} have {classes} classes: labels must lie in [0, {classes})")
 
