@@ -190,7 +190,8 @@ class Op:
     of the inputs: it draws random numbers or writes a variable, so it must never be recomputed — nor, by
     chapter 05's graph passes, folded, merged or dropped). Otherwise compute must return a new array: the
     planner may overwrite it once it is dead. ``kernel`` is the numpy source that writes the value into a
-    buffer, for chapter 05's fused kernels.
+    buffer, for chapter 05's fused kernels; ``expression``, the numpy source of the value as a new array,
+    lets such a kernel start with the op itself (its head) written out.
     """
 
     mutates = False  # True if compute writes into the buffer of inputs[0] (a Variable): assign ops
@@ -199,6 +200,7 @@ class Op:
     in_place = False  # True if compute_into may be given one of the inputs as its output array
     stateful = False  # True if compute is not a function of the inputs alone (random numbers) or writes a variable
     kernel = None  # e.g. "np.add({0}, {1}, out={out})": the value of inputs {0}, {1}, ... written into {out}
+    expression = None  # e.g. "np.matmul({0}, {1})": the value of inputs {0}, {1}, ... as a new array
 
     @property
     def name(self):

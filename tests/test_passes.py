@@ -2,6 +2,7 @@
 (state, randomness, shapes), their errors, and their place in Session(optimize=...)."""
 
 import inspect
+import itertools
 import re
 from collections import Counter
 
@@ -372,7 +373,7 @@ def test_a_fused_kernel_is_generated_source_readable_from_the_node():
     _, half, mul, _, add, relu = mg.topological_sort([y])
     assert fused.op.name == "fused(mul, add, relu)" and fused.inputs == (x, half, b) and fused.op.group == (mul, add, relu)
     source = fused.op.source
-    for line in (f"def fused_{relu.name}(x0, x1, x2):", "b0 = part(x0, rows, out)", f"np.multiply(b0, x1, out=o)  # {mul.name}",
+    for line in (f"def fused_{relu.name}(x0, x1, x2):", "for o, b0 in blocks(out, x0):", f"np.multiply(b0, x1, out=o)  # {mul.name}",
                  f"np.add(o, x2, out=o)  # {add.name}", f"np.maximum(o, np.zeros(o.shape, o.dtype), out=o)  # {relu.name}", "x1 = 0.5 (float32)",
                  "x2 = 'b' (4,)", "out = np.empty(x0.shape, np.float32)"):
         assert line in source, source
@@ -388,13 +389,24 @@ def test_fusion_computes_large_outputs_block_by_block_with_broadcast_inputs():
     column = mg.placeholder("column", (None, 1))
     y = mg.sigmoid((x - b) * column) / (x * x + 1.0)  # two operands computed in the group: a temporary
     (fused,) = passes.fuse_elementwise([y])
-    assert "t0 = np.empty(o.shape, np.float32)" in fused.op.source and "part(x0, rows, out)" in fused.op.source
+    assert "t0 = np.empty(o.shape, np.float32)" in fused.op.source and "for o, b0, b2 in blocks(out, x0, x2):" in fused.op.source
     rng = np.random.default_rng(0)
     feed = {x: rng.standard_normal((2000, 1000), dtype=np.float32), b: rng.standard_normal(1000, dtype=np.float32),
             column: rng.standard_normal((2000, 1), dtype=np.float32)}
     out = np.empty((2000, 1000), np.float32)
     assert len(fusion.blocks(out)) > 10
     assert np.array_equal(mg.Session().run(fused, feed), mg.Session().run(y, feed))
+
+
+def test_a_large_update_with_a_head_is_written_block_by_block_into_the_variable():
+    x, g = mg.placeholder("x", (None, 1100)), mg.placeholder("g", (None, 1000))
+    W = mg.Variable(np.linspace(-1, 1, 1_100_000, dtype=np.float32).reshape(1100, 1000), name="W")
+    update = mg.assign_sub(W, 0.5 * mg.matmul(x, g, transpose_a=True))  # 1.1 million values: blocked
+    (fused,) = passes.fuse_elementwise([update])
+    assert "for o, v in blocks(out, h):" in fused.op.source and "np.multiply(x3, v, out=v)" in fused.op.source
+    rng = np.random.default_rng(0)
+    feed = {x: rng.standard_normal((8, 1100), dtype=np.float32), g: rng.standard_normal((8, 1000), dtype=np.float32)}
+    assert np.array_equal(mg.Session().run(fused, feed), mg.Session().run(update, feed))
 
 
 def test_a_head_op_runs_first_and_its_array_holds_the_output():
@@ -404,12 +416,33 @@ def test_a_head_op_runs_first_and_its_array_holds_the_output():
     y = mg.relu(x @ W - other)  # other may have more rows at run time: the output is enlarged then
     (fused,) = passes.fuse_elementwise([y])
     assert fused.op.name == "fused(matmul, sub, relu)"
-    assert "(x0, x1)  # MatMul()" in fused.op.source
+    assert "h = np.matmul(x0, x1)  # matmul" in fused.op.source  # the op's expression, written out
     assert "out = room(h, x2)" in fused.op.source
     feeds = [{x: np.ones((4, 3), np.float32), other: np.arange(8, dtype=np.float32).reshape(4, 2)},
              {x: np.ones((1, 3), np.float32), other: np.arange(8, dtype=np.float32).reshape(4, 2)}]
     for feed in feeds:
         assert np.array_equal(mg.Session().run(fused, feed), mg.Session().run(y, feed))
+
+
+def test_a_head_is_written_out_as_its_ops_expression_with_the_same_bits_or_else_called():
+    rng = np.random.default_rng(0)
+    for a_shape, b_shape in [((5, 3), (3, 4)), ((2, 5, 3), (3, 4))]:  # matrices, and a stack of them
+        for transpose_a, transpose_b in itertools.product([False, True], repeat=2):
+            shapes = [s[:-2] + s[-2:][::-1] if flag else s for s, flag in ((a_shape, transpose_a), (b_shape, transpose_b))]
+            a, b = (rng.standard_normal(shape).astype(np.float32) for shape in shapes)
+            op = mg.ops.linalg.MatMul(transpose_a, transpose_b)
+            written = eval(op.expression.format("a", "b"), {"np": np, "a": a, "b": b})
+            assert np.array_equal(written, op.compute(None, (a, b)))
+    x = mg.placeholder("x", (None, 3))
+    for axis, keepdims in [(0, False), (1, True), (None, False)]:
+        node = mg.reduce_sum(x, axis, keepdims=keepdims)
+        value = rng.standard_normal((4, 3)).astype(np.float32)
+        written = eval(node.op.expression.format("x"), {"x": value})
+        assert np.array_equal(written, node.op.compute(node, (value,)))
+    (fused,) = passes.fuse_elementwise([mg.log_softmax(x) * 2.0])  # an op without an expression is called
+    assert re.search(r"h = log_softmax\w*\(x0\)  # LogSoftmax\(axis=-1\)", fused.op.source)
+    value = rng.standard_normal((4, 3)).astype(np.float32)
+    assert np.array_equal(mg.Session().run(fused, {x: value}), mg.Session().run(mg.log_softmax(x) * 2.0, {x: value}))
 
 
 def test_fused_nodes_differentiate_like_the_ops_they_fused():
@@ -498,8 +531,13 @@ def test_a_session_runs_an_optimized_graph_as_one_generated_function():
     computed = [node for _, node, _, _ in compiled._steps if node is not None]
     assert len(lines) == 3 + len(compiled._steps)  # the header, then one line per step
     assert sum(line.endswith(" = None") for line in lines) == len(compiled._steps) - len(computed)  # frees
-    first = next(line for line in lines if "c0(n0, " in line)
-    assert first.endswith(f"# {computed[0].name}: {computed[0].op.name}") and first.startswith("    v[")
+    fused = [node for node in computed if isinstance(node.op, fusion.FusedElementwise)]
+    called = [node for node in computed if node not in fused]
+    first_kernel, first_call = (next(line for line in lines if f" = {text}(" in line)
+                                for text in (fused[0].op.function.__name__, "c0"))
+    assert first_kernel.endswith(f"# {fused[0].name}: {fused[0].op.name}") and first_kernel.startswith("    v[")
+    assert first_call.endswith(f"# {called[0].name}: {called[0].op.name}") and "c0(n0, " in first_call
+    assert compiled.program.__globals__[fused[0].op.function.__name__] is fused[0].op.function
     interpreted = mg.Executor(compiled.computed)  # the same optimized graph, its steps interpreted
     assert compiled.order == interpreted.order
     losses[0].append(interpreted.run(feed)[0])  # it keeps its own variables, from their initial values

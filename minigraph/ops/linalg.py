@@ -39,6 +39,14 @@ class MatMul(Op):
             return self.compute_into(node, (a, b, None))
         return a @ b  # the plain product at once: an eager product pays for every call in between
 
+    @property
+    def expression(self):
+        """``np.matmul({0}, {1})``, a transposed operand written ``x.swapaxes(-1, -2)``: the same
+        call, on the same views, as ``compute``."""
+        a, b = (f"{{{i}}}.swapaxes(-1, -2)" if flag else f"{{{i}}}"
+                for i, flag in enumerate((self.transpose_a, self.transpose_b)))
+        return f"np.matmul({a}, {b})"
+
     def compute_into(self, node, values):
         a, b, out = values
         if self.transpose_a:

@@ -111,7 +111,7 @@ def _label_index(node, labels, values):
     """Index of ``values[..., label]`` for each row. A negative label, which numpy would count from the end
     of the row, is refused here; a too large one makes numpy raise an IndexError, which the caller turns
     into the same error, :func:`label_range_error` (so only one reduction, a minimum, is added per run)."""
-    if labels.dtype.kind == "i" and labels.size and labels.min() < 0:
+    if labels.dtype.kind == "i" and labels.size and np.minimum.reduce(labels, axis=None) < 0:  # labels.min(), leaner
         raise label_range_error(node, labels, values.shape[-1])
     if values.ndim == 2:
         return np.arange(len(labels)), labels

@@ -60,6 +60,10 @@ class ReduceSum(Reduce):
     def compute(self, node, input_values):
         return input_values[0].sum(axis=self.axis, keepdims=self.keepdims)
 
+    @property
+    def expression(self):
+        return f"{{0}}.sum(axis={self.axis}, keepdims={self.keepdims})"
+
     def gradient(self, node, output_grad):
         (x,) = node.inputs
         return [broadcast_to(self.expand(output_grad), shape_like(x))]

@@ -171,19 +171,21 @@ def reorders_a_read(group, views, writes):
 # ---------------------------------------------------------------------------------------------- kernels
 
 
-def blocks(out):
-    """Index slices cutting ``out`` into blocks of about BLOCK elements along its first axis —
-    or one block, ``...``, when ``out`` is small enough to stay in the cache anyway."""
+def blocks(out, *inputs):
+    """``out`` cut into blocks of about BLOCK elements along its first axis, each with the same rows of
+    ``inputs`` (see :func:`part`): a list of tuples ``(out[rows], *inputs' parts)`` — or of one tuple, the
+    arrays themselves, when ``out`` is small enough to stay in the cache anyway."""
     if out.ndim == 0 or out.size <= BLOCKED_ABOVE:
-        return [...]
-    rows = max(1, BLOCK * out.shape[0] // out.size)
-    return [slice(start, start + rows) for start in range(0, out.shape[0], rows)]
+        return [(out, *inputs)]
+    step = max(1, BLOCK * out.shape[0] // out.size)
+    cuts = [slice(start, start + step) for start in range(0, out.shape[0], step)]
+    return [(out[rows], *(part(x, rows, out) for x in inputs)) for rows in cuts]
 
 
 def part(x, rows, out):
     """The block ``rows`` of an input ``x``: sliced where ``x`` spans ``out``'s first axis, else
     all of ``x``, which broadcasts (a bias, a scalar)."""
-    if rows is Ellipsis or x.ndim < out.ndim or x.shape[0] == 1:
+    if x.ndim < out.ndim or x.shape[0] == 1:
         return x
     return x[rows]
 
@@ -191,10 +193,11 @@ def part(x, rows, out):
 def room(value, *inputs):
     """The head's new array ``value`` as the output buffer — or, if broadcasting with ``inputs`` makes
     the result larger than it, a copy of it broadcast to the result's shape."""
-    if all(x.shape == value.shape for x in inputs):
-        return value
-    shape = np.broadcast(value, *inputs).shape
-    return value if shape == value.shape else np.broadcast_to(value, shape).copy()
+    for x in inputs:  # a loop, not all(...): no generator at every run
+        if x.shape != value.shape:
+            shape = np.broadcast(value, *inputs).shape
+            return value if shape == value.shape else np.broadcast_to(value, shape).copy()
+    return value
 
 
 def head_of(group):
@@ -244,7 +247,7 @@ def generate_kernel(group, arguments, name):
     lines, temporaries, read = write_ops(group, block, output, head_buffer="v" if blocked else "h")
     dtype = f"np.{value.dtype.name}"
     enlarging = [parameter[x] for x in arguments if x in read and block[x] != output and may_enlarge(x, value.shape)]
-    prelude = [f"h = {head_name(head)}({', '.join(parameter[x] for x in head.inputs)})  # {head.op!r}"] if head else []
+    prelude = [f"h = {head_line(head, parameter)}"] if head else []
     if root.op.mutates:
         prelude.append("out = x0")
     elif head:
@@ -255,10 +258,11 @@ def generate_kernel(group, arguments, name):
         shape = f"np.broadcast({', '.join(enlarging)}).shape" if enlarging else repr(value.shape)
         prelude.append(f"out = np.empty({shape}, {dtype})")
     body = [*[f"{t} = np.empty({output}.shape, {dtype})" for t in temporaries], *lines]
-    if blocked:
-        parts = [f"{block[x]} = part({parameter[x]}, rows, out)" for x in arguments if x in read and block[x].startswith("b")]
-        heads = ["v = h[rows]"] if root.op.mutates and head else []
-        body = ["for rows in blocks(out):", *[f"    {line}" for line in ["o = out[rows]", *heads, *parts, *body]]]
+    if blocked:  # for o, v, b0, ... in blocks(out, h, x0, ...): the output's block, and the same rows of the rest
+        cut = {"o": "out", **({"v": "h"} if root.op.mutates and head else {}),
+               **{block[x]: parameter[x] for x in arguments if x in read and block[x].startswith("b")}}
+        names = ", ".join(cut) if len(cut) > 1 else "(o,)"
+        body = [f"for {names} in blocks({', '.join(cut.values())}):", *[f"    {line}" for line in body]]
     source = [f"def {name}({', '.join(parameter.values())}):",
               f'    """{", ".join(node.op.name for node in group)} fused: the value of node {root.name!r}.',
               "",
@@ -333,6 +337,15 @@ def describe_argument(x):
     return describe(x)
 
 
+def head_line(head, parameter):
+    """How a kernel computes its head: the op's ``expression`` written out (``np.matmul(x0, x1)``), or
+    else a call of the op under the head's name (``log_softmax(x0)``, see :func:`compile_kernel`)."""
+    arguments = [parameter[x] for x in head.inputs]
+    if head.op.expression is not None:
+        return f"{head.op.expression.format(*arguments)}  # {head.name}"
+    return f"{head_name(head)}({', '.join(arguments)})  # {head.op!r}"
+
+
 def head_name(head):
     """The name under which a kernel calls its head: the head node's name as an identifier (``matmul_5``)."""
     return re.sub(r"\W", "_", head.name)
@@ -341,8 +354,8 @@ def head_name(head):
 def compile_kernel(source, name, head=None):
     """The function ``name`` defined by ``source`` (which may call ``head``'s op), readable as source
     (see :func:`~minigraph.passes.core.compile_function`)."""
-    namespace = {"np": np, "blocks": blocks, "part": part, "room": room}
-    if head is not None:
+    namespace = {"np": np, "blocks": blocks, "room": room}
+    if head is not None and head.op.expression is None:
         namespace[head_name(head)] = lambda *values: head.op.compute(head, values)
     return compile_function(source, name, namespace, "fused kernel")
 

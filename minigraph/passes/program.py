@@ -15,6 +15,7 @@ arrays, in the same order.
 
 from ..session import Executor, name_the_node
 from .core import compile_function
+from .fusion import FusedElementwise
 
 
 class SlotNames:
@@ -30,23 +31,30 @@ class SlotNames:
 def write_program(steps, fetches):
     """``(source, namespace, node_at_line)`` of ``def program(v)``, which runs the executor ``steps``
     on a list of values ``v``: one line per step, ``v[out] = c3(n3, (v[1], v[2]))`` for op ``c3 =
-    node.op.compute`` of node ``n3``, or ``v[out] = None`` where the memory plan frees a slot.
-    ``node_at_line`` maps a line of the source to the node its step computes."""
+    node.op.compute`` of node ``n3``, ``v[out] = fused_relu(v[0], v[1])`` for a fused node's generated
+    kernel, or ``v[out] = None`` where the memory plan frees a slot. ``node_at_line`` maps a line of the
+    source to the node its step computes."""
     described = ", ".join(repr(fetch.name) for fetch in fetches)
     lines = ["def program(v):",
              f'    """The steps of an executor of {described}, written out. v: its list of values;',
-             '    c0, c1, ...: the compute functions of the ops of nodes n0, n1, ..."""']
-    namespace, node_at_line = {}, {}
+             '    c0, c1, ...: the compute functions of the ops of nodes n0, n1, ...; fused_...: generated kernels"""']
+    namespace, node_at_line, calls = {}, {}, 0
     for compute, node, gather_inputs, output in steps:
         if node is None:  # a step that frees an array (chapter 06)
             lines.append(f"    v[{output}] = None")
             continue
         inputs = gather_inputs(SlotNames())  # a tuple, or a one-element list (see session._gatherer)
-        written = f"[{inputs[0]}]" if isinstance(inputs, list) else f"({', '.join(inputs)})"
-        number = len(node_at_line)
-        namespace[f"c{number}"], namespace[f"n{number}"] = compute, node
+        if isinstance(node.op, FusedElementwise):  # its generated kernel, called by name
+            kernel = node.op.function.__name__
+            kernel = kernel if kernel not in namespace else f"{kernel}_{len(node_at_line)}"
+            namespace[kernel] = node.op.function
+            call = f"{kernel}({', '.join(inputs)})"
+        else:
+            namespace[f"c{calls}"], namespace[f"n{calls}"] = compute, node
+            written = f"[{inputs[0]}]" if isinstance(inputs, list) else f"({', '.join(inputs)})"
+            call, calls = f"c{calls}(n{calls}, {written})", calls + 1
         what = node.name if node.name == node.op.name else f"{node.name}: {node.op.name}"
-        lines.append(f"    v[{output}] = c{number}(n{number}, {written})  # {what}")
+        lines.append(f"    v[{output}] = {call}  # {what}")
         node_at_line[len(lines)] = node
     return "\n".join(lines) + "\n", namespace, node_at_line
 
