@@ -172,9 +172,9 @@ def reorders_a_read(group, views, writes):
 
 
 def blocks(out, *inputs):
-    """``out`` cut into blocks of about BLOCK elements along its first axis, each with the same rows of
-    ``inputs`` (see :func:`part`): a list of tuples ``(out[rows], *inputs' parts)`` — or of one tuple, the
-    arrays themselves, when ``out`` is small enough to stay in the cache anyway."""
+    """``out`` cut into blocks of about BLOCK elements along its first axis, each with the same
+    rows of ``inputs`` (see :func:`part`): a list of tuples ``(out[rows], *parts of inputs)`` —
+    or of one tuple, the arrays themselves, when ``out`` is small enough to stay in the cache."""
     if out.ndim == 0 or out.size <= BLOCKED_ABOVE:
         return [(out, *inputs)]
     step = max(1, BLOCK * out.shape[0] // out.size)
