@@ -535,8 +535,9 @@ def test_a_session_runs_an_optimized_graph_as_one_generated_function():
     called = [node for node in computed if node not in fused]
     first_kernel, first_call = (next(line for line in lines if f" = {text}(" in line)
                                 for text in (fused[0].op.function.__name__, "c0"))
-    assert first_kernel.endswith(f"# {fused[0].name}: {fused[0].op.name}") and first_kernel.startswith("    v[")
-    assert first_call.endswith(f"# {called[0].name}: {called[0].op.name}") and "c0(n0, " in first_call
+    described = {node: node.name if node.name == node.op.name else f"{node.name}: {node.op.name}" for node in computed}
+    assert first_kernel.endswith(f"# {described[fused[0]]}") and first_kernel.startswith("    v[")
+    assert first_call.endswith(f"# {described[called[0]]}") and "c0(n0, " in first_call
     assert compiled.program.__globals__[fused[0].op.function.__name__] is fused[0].op.function
     interpreted = mg.Executor(compiled.computed)  # the same optimized graph, its steps interpreted
     assert compiled.order == interpreted.order
@@ -546,6 +547,18 @@ def test_a_session_runs_an_optimized_graph_as_one_generated_function():
     assert all(np.array_equal(optimized.run(var), plain.run(var)) for var in mg.trainable_variables([loss]))
     only_a_feed = CompiledExecutor([x])  # no step at all: the feed is returned as it is
     assert only_a_feed.source.count("\n") == 3 and only_a_feed.run(feed)[0] is feed[x]
+
+
+def test_fused_kernels_whose_names_clash_each_keep_their_own_name_in_the_program():
+    x = mg.placeholder("x", (None, 3))
+    first = mg.sigmoid(x * 2.0 + 1.0, name="y_2")
+    second = mg.relu(first * 3.0 + 1.0, name="y")  # its kernel, fused_y, and the next one's clash;
+    third = mg.relu(second * 5.0 - 1.0, name="y")  # renamed fused_y_2, the third would call the first
+    compiled = CompiledExecutor([first, second, third], optimize=True)
+    assert [line.split(" = ")[1].split("(")[0] for line in compiled.source.splitlines()[3:]] == \
+        ["fused_y_2", "fused_y", "fused_y_1"]
+    feed = {x: np.linspace(-1, 1, 6, dtype=np.float32).reshape(2, 3)}
+    assert all(np.array_equal(a, b) for a, b in zip(compiled.run(feed), mg.Executor([first, second, third]).run(feed)))
 
 
 def test_an_error_in_a_compiled_program_names_the_node_that_raised_it():

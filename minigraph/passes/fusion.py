@@ -347,7 +347,7 @@ def head_line(head, parameter):
 
 
 def head_name(head):
-    """The name under which a kernel calls its head: the head node's name as an identifier (``matmul_5``)."""
+    """The name under which a kernel calls its head: the head node's name as an identifier (``log_softmax_4``)."""
     return re.sub(r"\W", "_", head.name)
 
 

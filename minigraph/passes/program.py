@@ -45,8 +45,7 @@ def write_program(steps, fetches):
             continue
         inputs = gather_inputs(SlotNames())  # a tuple, or a one-element list (see session._gatherer)
         if isinstance(node.op, FusedElementwise):  # its generated kernel, called by name
-            kernel = node.op.function.__name__
-            kernel = kernel if kernel not in namespace else f"{kernel}_{len(node_at_line)}"
+            kernel = free_name(node.op.function.__name__, namespace)
             namespace[kernel] = node.op.function
             call = f"{kernel}({', '.join(inputs)})"
         else:
@@ -57,6 +56,16 @@ def write_program(steps, fetches):
         lines.append(f"    v[{output}] = {call}  # {what}")
         node_at_line[len(lines)] = node
     return "\n".join(lines) + "\n", namespace, node_at_line
+
+
+def free_name(name, namespace):
+    """``name``, or else the first of ``name_1``, ``name_2``, ... not in ``namespace``: node names, and so
+    kernel names, may repeat (``a/b`` and ``a_b`` even make the same identifier)."""
+    candidate, number = name, 0
+    while candidate in namespace:
+        number += 1
+        candidate = f"{name}_{number}"
+    return candidate
 
 
 def failing_node(error, code, node_at_line):
