@@ -172,9 +172,10 @@ def reorders_a_read(group, views, writes):
 
 
 def blocks(out, *inputs):
-    """``out`` cut into blocks of about BLOCK elements along its first axis, each with the same
-    rows of ``inputs`` (see :func:`part`): a list of tuples ``(out[rows], *parts of inputs)`` —
-    or of one tuple, the arrays themselves, when ``out`` is small enough to stay in the cache."""
+    """``out`` cut into blocks of about BLOCK elements along its first axis, each with
+    the same rows of ``inputs`` (see :func:`part`): a list of tuples ``(out[rows],
+    *parts of inputs)`` — or of one tuple, the arrays themselves, when ``out`` is
+    small enough to stay in the cache."""
     if out.ndim == 0 or out.size <= BLOCKED_ABOVE:
         return [(out, *inputs)]
     step = max(1, BLOCK * out.shape[0] // out.size)
@@ -183,8 +184,8 @@ def blocks(out, *inputs):
 
 
 def part(x, rows, out):
-    """The block ``rows`` of an input ``x``: sliced where ``x`` spans ``out``'s first axis, else
-    all of ``x``, which broadcasts (a bias, a scalar)."""
+    """The block ``rows`` of an input ``x``: sliced where ``x`` spans ``out``'s first
+    axis, else all of ``x``, which broadcasts (a bias, a scalar)."""
     if x.ndim < out.ndim or x.shape[0] == 1:
         return x
     return x[rows]
