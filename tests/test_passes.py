@@ -529,7 +529,7 @@ def test_a_session_runs_an_optimized_graph_as_one_generated_function():
     lines = compiled.source.splitlines()
     assert lines[0] == "def program(v):" and f"{loss.name!r}, {step.name!r}" in lines[1]
     computed = [node for _, node, _, _ in compiled._steps if node is not None]
-    assert len(lines) == 3 + len(compiled._steps)  # the header, then one line per step
+    assert len(lines) == 4 + len(compiled._steps)  # the header, then one line per step
     assert sum(line.endswith(" = None") for line in lines) == len(compiled._steps) - len(computed)  # frees
     fused = [node for node in computed if isinstance(node.op, fusion.FusedElementwise)]
     called = [node for node in computed if node not in fused]
@@ -546,7 +546,7 @@ def test_a_session_runs_an_optimized_graph_as_one_generated_function():
     assert all(value == run[0] for run in losses for value in run) and losses[0][0] != losses[1][0]
     assert all(np.array_equal(optimized.run(var), plain.run(var)) for var in mg.trainable_variables([loss]))
     only_a_feed = CompiledExecutor([x])  # no step at all: the feed is returned as it is
-    assert only_a_feed.source.count("\n") == 3 and only_a_feed.run(feed)[0] is feed[x]
+    assert only_a_feed.source.count("\n") == 4 and only_a_feed.run(feed)[0] is feed[x]
 
 
 def test_fused_kernels_whose_names_clash_each_keep_their_own_name_in_the_program():
@@ -555,7 +555,7 @@ def test_fused_kernels_whose_names_clash_each_keep_their_own_name_in_the_program
     second = mg.relu(first * 3.0 + 1.0, name="y")  # its kernel, fused_y, and the next one's clash;
     third = mg.relu(second * 5.0 - 1.0, name="y")  # renamed fused_y_2, the third would call the first
     compiled = CompiledExecutor([first, second, third], optimize=True)
-    assert [line.split(" = ")[1].split("(")[0] for line in compiled.source.splitlines()[3:]] == \
+    assert [line.split(" = ")[1].split("(")[0] for line in compiled.source.splitlines()[4:]] == \
         ["fused_y_2", "fused_y", "fused_y_1"]
     feed = {x: np.linspace(-1, 1, 6, dtype=np.float32).reshape(2, 3)}
     assert all(np.array_equal(a, b) for a, b in zip(compiled.run(feed), mg.Executor([first, second, third]).run(feed)))

@@ -37,7 +37,8 @@ def write_program(steps, fetches):
     described = ", ".join(repr(fetch.name) for fetch in fetches)
     lines = ["def program(v):",
              f'    """The steps of an executor of {described}, written out. v: its list of values;',
-             '    c0, c1, ...: the compute functions of the ops of nodes n0, n1, ...; fused_...: generated kernels"""']
+             '    c0, c1, ...: the compute functions of the ops of nodes n0, n1, ...;',
+             '    fused_...: the generated kernels of fused nodes."""']
     namespace, node_at_line, calls = {}, {}, 0
     for compute, node, gather_inputs, output in steps:
         if node is None:  # a step that frees an array (chapter 06)
