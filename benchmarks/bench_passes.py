@@ -99,8 +99,8 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=5, help="rounds timed per contender (default 5)")
     parser.add_argument("--data-dir", help="folder of the MNIST files (default: see minigraph.datasets)")
-    parser.add_argument("--processes", type=int, default=1, help="time the SGD epoch in this many fresh "
-                        "processes, one after another (default 1: in this process)")
+    parser.add_argument("--processes", type=int, default=5, help="time the SGD epoch in this many fresh "
+                        "processes, one after another (default 5; 1: in this process)")
     parser.add_argument("--cpu", action="store_true", help="time with this process's CPU time (time.process_time) "
                         "instead of the wall clock: less disturbed by the other work of a busy machine")
     args = parser.parse_args(argv)
