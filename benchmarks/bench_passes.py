@@ -5,8 +5,8 @@
 1. The Adam training step of a 784-128-10 MLP: its nodes as built and optimized, and the time of a step
    at batch 16 with ``Session(optimize=True)`` against ``Session()``.
 2. One epoch of SGD on full MNIST for the 784-256-ReLU-10 MLP of ``bench_session.py``: optimized
-   minigraph against the same training written by hand in numpy (and minigraph as built), in this
-   process or in ``--processes`` fresh ones.
+   minigraph against the same training written by hand in numpy (and minigraph as built), in
+   ``--processes`` fresh processes.
 3. A chain of 5 elementwise ops on 4M float32 values: the fused kernel against the ops one by one (and
    against the same expression in numpy, which reuses some temporaries by itself).
 
@@ -56,16 +56,13 @@ def sgd_medians(repeats, clock, data_dir=None):
 
 
 def sgd_epoch(repeats, clock, processes, data_dir=None):
-    """The SGD comparison in this process, or in ``processes`` fresh ones, one after another. Its ratio
-    differs from process to process by a few percent, which more rounds in one process do not average
-    out: a process's setup, such as where its arrays and code land in memory, biases it (*measurement
-    bias*, Mytkowicz et al., ASPLOS 2009, who advise randomizing the setup). So the median over
-    processes is the number to read."""
-    if processes == 1:
-        runs = [sgd_medians(repeats, clock, data_dir)]
-    else:
-        with multiprocessing.get_context("spawn").Pool(1, maxtasksperchild=1) as pool:
-            runs = [pool.apply(sgd_medians, (repeats, clock, data_dir)) for _ in range(processes)]
+    """The SGD comparison in ``processes`` fresh processes, one after another. Its ratio differs from
+    process to process by a few percent, which more rounds in one process do not average out: a
+    process's setup, such as where its arrays and code land in memory, biases it (*measurement bias*,
+    Mytkowicz et al., ASPLOS 2009, who advise randomizing the setup). So the median over processes is
+    the number to read."""
+    with multiprocessing.get_context("spawn").Pool(1, maxtasksperchild=1) as pool:
+        runs = [pool.apply(sgd_medians, (repeats, clock, data_dir)) for _ in range(processes)]
     print(f"\n2. SGD, MLP 784-{HIDDEN}-ReLU-10: one epoch of full MNIST at batch {BATCH}, median of {repeats} "
           f"in each of {processes} process(es)")
     ratios = {name: [run[name] / run["numpy"] for run in runs] for name in runs[0]}
@@ -100,7 +97,7 @@ def main(argv=None):
     parser.add_argument("--repeats", type=int, default=5, help="rounds timed per contender (default 5)")
     parser.add_argument("--data-dir", help="folder of the MNIST files (default: see minigraph.datasets)")
     parser.add_argument("--processes", type=int, default=5, help="time the SGD epoch in this many fresh "
-                        "processes, one after another (default 5; 1: in this process)")
+                        "processes, one after another (default 5)")
     parser.add_argument("--cpu", action="store_true", help="time with this process's CPU time (time.process_time) "
                         "instead of the wall clock: less disturbed by the other work of a busy machine")
     args = parser.parse_args(argv)
